@@ -1,0 +1,287 @@
+"""The command line: arguments in, one service call, the renderer out.
+
+Heavy modules (the store, importers, tabulate) are imported inside the commands, so
+`chatcrm --help` starts as fast as typer itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from chatcrm.errors import ChatcrmError
+
+app = typer.Typer(
+    name="chatcrm",
+    help="Open-channel chats in a CRM: the deals whose clients wait come first.",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Db = Annotated[
+    Optional[str],
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help="The database (default: $CHATCRM_DB, else ~/.local/share/chatcrm/chatcrm.db).",
+        show_default=False,
+    ),
+]
+Tz = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tz",
+        metavar="ZONE",
+        help="Zone for times without an offset, and for tables (default: $CHATCRM_TZ, else UTC for "
+        "input and the local zone for tables).",
+    ),
+]
+At = Annotated[
+    Optional[str],
+    typer.Option("--at", metavar="TIME", help="Record at this time (ISO 8601) instead of now ($CHATCRM_NOW)."),
+]
+Deal = Annotated[str, typer.Argument(metavar="DEAL", help="The deal's id or key.")]
+Format = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="json, jsonl, csv, or a table style (simple, github, grid, plain, …).",
+    ),
+]
+
+
+def _tz_name(tz: str | None) -> str | None:
+    return tz or os.environ.get("CHATCRM_TZ") or None
+
+
+def _input_zone(tz: str | None):
+    from chatcrm import times
+
+    return times.zone(_tz_name(tz))
+
+
+def _display_zone(tz: str | None):
+    from chatcrm import times
+
+    name = _tz_name(tz)
+    return times.zone(name) if name else None
+
+
+def _now(at: str | None, tz: str | None) -> str:
+    from chatcrm import service
+
+    return service.parse_at(at, _input_zone(tz))
+
+
+def _store(db: str | None):
+    from chatcrm.store import open_store
+
+    return open_store(db)
+
+
+def _say(message: str) -> None:
+    typer.echo(message)
+
+
+@app.command()
+def ingest(
+    files: Annotated[List[str], typer.Argument(metavar="FILE…", help="Files to import; - reads stdin.")],
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", metavar="FORMAT", help="jsonl, csv, telegram, whatsapp or messenger (default: detected)."),
+    ] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid records, report the rest.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Parse and report; write nothing.")] = False,
+    agent: Annotated[
+        Optional[List[str]], typer.Option("--agent", metavar="NAME", help="An employee's name in the export (repeatable).")
+    ] = None,
+    chat: Annotated[
+        Optional[str], typer.Option("--chat", metavar="KEY", help="Chat key for exports that do not name one (WhatsApp).")
+    ] = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Import events: chatcrm JSON Lines or CSV, Telegram, WhatsApp or Messenger exports."""
+    from chatcrm import importers, render, service
+
+    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
+    if fmt is not None:
+        importers.reader(fmt)  # an unknown format is a usage error before anything is read
+    store = _store(db)
+
+    def sources():
+        for path in files:
+            with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
+                yield importers.read_source(path, fmt, options, progress)
+
+    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    for warning in options.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    for invalid in report.invalid:
+        typer.echo(f"skipped {invalid}", err=True)
+    what = "would add" if dry_run else "added"
+    names = ", ".join(f"{name} ({fmt_})" for name, fmt_ in report.formats.items())
+    typer.echo(
+        f"{what} {report.messages_added} message(s) and {report.events_added} close/complete event(s); "
+        f"{report.present} already present; {len(report.invalid)} invalid — {names}",
+        err=True,
+    )
+
+
+@app.command()
+def reply(
+    deal: Deal,
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply; - reads it from stdin.")],
+    author: Annotated[
+        Optional[str],
+        typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else your login name)."),
+    ] = None,
+    chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The open chat, where the deal has several.")] = None,
+    at: At = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Answer the client: an agent message on the deal's open chat (R3)."""
+    from chatcrm import service
+
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")
+    now = _now(at, tz)
+    outcome = service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat)
+    _say(outcome.message)
+
+
+def _default_author() -> str:
+    name = os.environ.get("CHATCRM_AGENT")
+    if name:
+        return name
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "agent"
+
+
+@app.command()
+def close(
+    deal: Deal,
+    chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Close even though the client is waiting.")] = False,
+    complete: Annotated[bool, typer.Option("--complete", help="Also complete the chat's activity.")] = False,
+    at: At = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Close the deal's open chat session (R5); the activity stays active until completed."""
+    from chatcrm import service
+
+    now = _now(at, tz)
+    _say(service.close(_store(db), deal, now=now, chat=chat, force=force, complete=complete).message)
+
+
+@app.command()
+def complete(
+    deal: Deal,
+    activity: Annotated[
+        Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Complete even though the client is waiting.")] = False,
+    at: At = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Complete the deal's active activity (R7); an open chat closes with it."""
+    from chatcrm import service
+
+    now = _now(at, tz)
+    _say(service.complete(_store(db), deal, now=now, activity=activity, force=force).message)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Optional[str], typer.Option("--status", metavar="STATUS", help="unread, green or grey.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
+    fmt: Format = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """The queue (R9): Unread deals, longest waiting first; then green; then grey."""
+    from chatcrm import render, service, times
+
+    fmt = render.check_format(fmt)
+    display = _display_zone(tz)
+    queue = service.queue(_store(db), now=times.now(), status=status, limit=limit)
+    sys.stdout.write(render.queue_output(queue, fmt, display, render.use_color()))
+
+
+@app.command()
+def timeline(deal: Deal, fmt: Format = None, tz: Tz = None, db: Db = None) -> None:
+    """The deal card's history (R10): sessions, activities and messages in time order."""
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt)
+    display = _display_zone(tz)
+    card, entries = service.timeline(_store(db), deal)
+    sys.stdout.write(render.timeline_output(card, entries, fmt, display, render.use_color()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: runs a command; errors become one line on stderr and an exit code."""
+    from typer.main import get_command
+
+    command = get_command(app)
+    if not (sys.argv[1:] if argv is None else argv):
+        argv = ["--help"]
+    try:
+        code = command.main(args=argv, prog_name="chatcrm", standalone_mode=False)
+    except ChatcrmError as error:
+        _fail(str(error), error.exit_code)
+    except sqlite3.Error as error:
+        _fail(f"database error: {error}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(1)
+    except typer.Abort:
+        _fail("interrupted", 130)
+    except Exception as error:  # noqa: BLE001 - the edge of the program
+        if _is_usage_error(error):
+            _fail(f"{error.format_message()} (see '{_usage_hint(command, argv)} --help')", 2)
+        if os.environ.get("CHATCRM_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (set CHATCRM_DEBUG=1 for details)", 1)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(error: Exception) -> bool:
+    return hasattr(error, "format_message") and hasattr(error, "exit_code")
+
+
+def _usage_hint(group, argv: list[str] | None) -> str:
+    args = sys.argv[1:] if argv is None else argv
+    name = next((a for a in args if not a.startswith("-")), None)
+    return f"chatcrm {name}" if name in group.commands else "chatcrm"
+
+
+def _quiet_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.exit(code)

@@ -1,0 +1,180 @@
+"""Pure derivation of states from facts (SPEC §1–2): no database, no clock.
+
+The store feeds these functions the facts of one chat key (or one deal) and saves what
+they return; `chatcrm check` runs them again from scratch and compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple
+
+from chatcrm import times
+
+
+class MessageFact(NamedTuple):
+    at: str
+    seq: int
+    direction: str
+    id: int
+
+
+class ChatEventFact(NamedTuple):
+    at: str
+    kind: str  # "close" | "complete"
+    session: str  # a complete's target session (opened-at), or ""
+
+
+@dataclass
+class Session:
+    """One chat session of a chat key and the activity it created (R1)."""
+
+    opened_at: str
+    opened_by: str
+    closed_at: str | None = None
+    completed_at: str | None = None
+    waiting_since: str | None = None  # first client message after the last agent message
+    last_agent_at: str | None = None
+    last_message_at: str | None = None
+    last_message_id: int | None = None
+    messages: int = 0
+    first_response_at: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def unread(self) -> bool:
+        """R2/R5: an open session with an unanswered client message."""
+        return self.closed_at is None and self.waiting_since is not None
+
+
+_KIND_ORDER = {"close": 1, "complete": 2}
+
+
+def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventFact]) -> list[Session]:
+    """R1–R7 for one chat key: its sessions, in time order, from its facts.
+
+    At one instant, messages come before a close or completion (a message at the same
+    instant as the close still belongs to the session), and a close before a completion.
+    """
+    facts: list[tuple] = [(m.at, 0, m.seq, m) for m in messages]
+    facts.extend((e.at, _KIND_ORDER[e.kind], 0, e) for e in events)
+    facts.sort(key=lambda f: (f[0], f[1], f[2]))
+    sessions: list[Session] = []
+    current: Session | None = None
+    for at, rank, _, fact in facts:
+        if rank == 0:
+            if current is None:
+                current = Session(opened_at=at, opened_by=fact.direction)
+                sessions.append(current)
+            _add_message(current, fact)
+        elif rank == 1:
+            if current is not None:
+                current.closed_at = at
+                current.waiting_since = None
+                current = None
+        else:
+            target = _complete_target(sessions, fact.session)
+            if target is None:
+                continue
+            if target.completed_at is None:
+                target.completed_at = at
+            if target is current:
+                current.closed_at = at
+                current.waiting_since = None
+                current = None
+    return sessions
+
+
+def _add_message(session: Session, message: MessageFact) -> None:
+    at = message.at
+    session.messages += 1
+    session.last_message_at = at
+    session.last_message_id = message.id
+    if message.direction == "agent":
+        if session.waiting_since is not None and session.first_response_at is None:
+            session.first_response_at = at
+        session.waiting_since = None
+        session.last_agent_at = at
+    elif session.waiting_since is None and (session.last_agent_at is None or at > session.last_agent_at):
+        session.waiting_since = at
+
+
+def _complete_target(sessions: list[Session], opened_at: str) -> Session | None:
+    """A completion's session: the one it names, else the latest opened so far (R7)."""
+    if opened_at:
+        for session in reversed(sessions):
+            if session.opened_at == opened_at:
+                return session
+    return sessions[-1] if sessions else None
+
+
+@dataclass
+class ChatState:
+    """What the deal needs of one stored chat session and its activity."""
+
+    opened_at: str
+    closed_at: str | None
+    waiting_since: str | None
+    activity_created_at: str
+    completed_at: str | None
+    last_message_at: str | None
+    last_message_id: int | None
+
+
+STATUS_RANK = {"unread": 0, "green": 1, "grey": 2}
+
+
+@dataclass
+class DealState:
+    status: str = "grey"
+    waiting_since: str | None = None
+    oldest_active_at: str | None = None
+    open_chats: int = 0
+    active_activities: int = 0
+    last_message_at: str | None = None
+    last_message_id: int | None = None
+    last_event_at: str | None = None
+    queue_key: int = 0
+
+    @property
+    def status_rank(self) -> int:
+        return STATUS_RANK[self.status]
+
+
+def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState:
+    """R2, R8, R9 for one deal: status, waiting-since, counters and its place in the queue."""
+    state = DealState()
+    last_events: list[str] = [created_at] if created_at else []
+    for chat in chats:
+        if chat.closed_at is None:
+            state.open_chats += 1
+            if chat.waiting_since is not None:
+                state.waiting_since = _earliest(state.waiting_since, chat.waiting_since)
+        if chat.completed_at is None:
+            state.active_activities += 1
+            state.oldest_active_at = _earliest(state.oldest_active_at, chat.activity_created_at)
+        if chat.last_message_at is not None and (
+            state.last_message_at is None
+            or (chat.last_message_at, chat.last_message_id or 0) > (state.last_message_at, state.last_message_id or 0)
+        ):
+            state.last_message_at = chat.last_message_at
+            state.last_message_id = chat.last_message_id
+        last_events.extend(t for t in (chat.last_message_at, chat.closed_at, chat.completed_at) if t)
+    state.last_event_at = max(last_events) if last_events else None
+    if state.waiting_since is not None:
+        state.status = "unread"
+        state.queue_key = times.epoch(state.waiting_since)
+    elif state.active_activities:
+        state.status = "green"
+        state.queue_key = times.epoch(state.oldest_active_at)
+    else:
+        state.status = "grey"
+        state.queue_key = -times.epoch(state.last_event_at) if state.last_event_at else 0
+    return state
+
+
+def _earliest(current: str | None, candidate: str) -> str:
+    return candidate if current is None or candidate < current else current

@@ -1,0 +1,45 @@
+"""The events importers produce and the store records (SPEC §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("message", "close", "complete")
+DIRECTIONS = ("client", "agent")
+
+
+@dataclass(slots=True)
+class Event:
+    """One fact: a message, a close or a completion of a chat key.
+
+    `at` is stored time text (see chatcrm.times). `source`/`line` say where it was read,
+    for error messages.
+    """
+
+    type: str
+    chat: str
+    at: str
+    direction: str | None = None
+    author: str = ""
+    text: str = ""
+    id: str | None = None
+    channel: str | None = None
+    contact: str | None = None
+    deal: str | None = None
+    title: str | None = None
+    session: str | None = None  # a complete event's target session (its opened-at)
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(slots=True)
+class Invalid:
+    """An input record that cannot be imported, with where it is."""
+
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.reason}"

@@ -1,0 +1,157 @@
+"""chatcrm's own event format (SPEC §4): JSON Lines, or CSV with the same column names."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+from typing import BinaryIO, Iterator
+
+from chatcrm import times
+from chatcrm.errors import InvalidInput
+from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
+
+MAX_LINE = 64 << 20
+FIELDS = ("type", "id", "chat", "channel", "contact", "deal", "title", "from", "author", "text", "at", "session")
+_OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
+
+
+def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE:
+            yield Invalid(source, number, f"line longer than {MAX_LINE >> 20} MiB")
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(MAX_LINE + 1)
+            continue
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except UnicodeDecodeError as error:
+            yield Invalid(source, number, f"not UTF-8 text (byte {error.start + 1})")
+            continue
+        except ValueError as error:
+            reason = getattr(error, "msg", str(error))
+            column = getattr(error, "colno", None)
+            yield Invalid(source, number, f"bad JSON: {reason}" + (f" at column {column}" if column else ""))
+            continue
+        if _SURROGATE_ESCAPE.search(raw) and not _encodable(record):
+            yield Invalid(source, number, "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
+            continue
+        yield event_from_record(record, source, number, options.tz)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(record) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
+    csv.field_size_limit(MAX_LINE)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    rows = csv.reader(text)
+    try:
+        header = next(rows, None)
+        if header is None:
+            raise InvalidInput(f"{source}:1: the CSV file has no header")
+        header = [h.strip() for h in header]
+        unknown = [h for h in header if h not in FIELDS]
+        missing = [h for h in ("chat", "at") if h not in header]
+        if unknown or missing:
+            problems = []
+            if missing:
+                problems.append("missing column " + ", ".join(missing))
+            if unknown:
+                problems.append("unknown column " + ", ".join(repr(h) for h in unknown))
+            raise InvalidInput(
+                f"{source}:1: wrong CSV header ({'; '.join(problems)}); columns are: {', '.join(FIELDS)}"
+            )
+        for row in rows:
+            number = rows.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                yield Invalid(source, number, f"{len(row)} cells where the header has {len(header)}")
+                continue
+            record = {name: cell for name, cell in zip(header, row) if cell != ""}
+            yield event_from_record(record, source, number, options.tz)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{source}:{rows.line_num + 1}: not UTF-8 text")
+    except csv.Error as error:
+        raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {error}")
+
+
+def _string(record: dict, name: str, default=None, *, numbers: bool = False):
+    value = record.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{name!r} must be a string, not {type(value).__name__}")
+
+
+def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
+    """A native event from one decoded record (a JSON object or a CSV row)."""
+    if not isinstance(record, dict):
+        return Invalid(source, line, f"expected a JSON object, found {type(record).__name__}")
+    try:
+        kind = _string(record, "type", "message") or "message"
+        if kind not in KINDS:
+            return Invalid(source, line, f"unknown type {kind!r} (use message, close or complete)")
+        chat = _string(record, "chat", numbers=True)
+        if not chat or not chat.strip():
+            return Invalid(source, line, "missing 'chat'")
+        if record.get("at") in (None, ""):
+            return Invalid(source, line, "missing 'at'")
+        try:
+            at = times.parse(record["at"], tz)
+        except ValueError as error:
+            return Invalid(source, line, f"'at': {error}")
+        extra = {name: _string(record, name) for name in _OPTIONAL_STRINGS}
+        if extra["deal"] is not None and not extra["deal"].strip():
+            return Invalid(source, line, "'deal' is empty")
+        if kind != "message":
+            session = None
+            if kind == "complete" and record.get("session") not in (None, ""):
+                try:
+                    session = times.parse(record["session"], tz)
+                except ValueError as error:
+                    return Invalid(source, line, f"'session': {error}")
+            return Event(kind, chat, at, source=source, line=line, session=session, **extra)
+        direction = _string(record, "from")
+        if direction is None:
+            return Invalid(source, line, "missing 'from' (client or agent)")
+        if direction not in DIRECTIONS:
+            return Invalid(source, line, f"unknown 'from' {direction!r} (use client or agent)")
+        default_author = (extra["contact"] or "client") if direction == "client" else "agent"
+        return Event(
+            "message",
+            chat,
+            at,
+            direction=direction,
+            author=_string(record, "author", default_author) or default_author,
+            text=_string(record, "text", ""),
+            id=_string(record, "id", numbers=True),
+            source=source,
+            line=line,
+            **extra,
+        )
+    except ValueError as error:
+        return Invalid(source, line, str(error))

@@ -1,0 +1,274 @@
+"""The one renderer: tables (tabulate), JSON, JSON Lines, CSV, colours and progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sys
+from contextlib import contextmanager
+from datetime import tzinfo
+from typing import Iterable, Iterator, TextIO
+
+from chatcrm import times
+from chatcrm.errors import UsageError
+
+MACHINE_FORMATS = ("json", "jsonl", "csv")
+DEFAULT_TABLE = "simple"
+
+# Stable, documented field names (README "JSON fields").
+LIST_FIELDS = (
+    "deal_id",
+    "deal_key",
+    "title",
+    "contact",
+    "channel",
+    "status",
+    "waiting_since",
+    "waiting_seconds",
+    "open_chats",
+    "active_activities",
+    "last_message_at",
+    "last_message",
+    "oldest_active_at",
+    "last_event_at",
+    "created_at",
+)
+TIMELINE_FIELDS = (
+    "at",
+    "kind",
+    "chat_id",
+    "activity_id",
+    "deal_id",
+    "deal_key",
+    "chat_key",
+    "channel",
+    "opened_by",
+    "unread",
+    "waiting_since",
+    "state",
+    "direction",
+    "author",
+    "text",
+)
+
+
+def check_format(fmt: str | None) -> str:
+    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table)."""
+    if fmt is None:
+        return DEFAULT_TABLE
+    from tabulate import tabulate_formats
+
+    if fmt in MACHINE_FORMATS or fmt in tabulate_formats:
+        return fmt
+    raise UsageError(
+        f"unknown --format {fmt!r} (use json, jsonl, csv, or a table style such as "
+        "simple, github, grid, plain)"
+    )
+
+
+def use_color(stream: TextIO | None = None) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+_STYLES = {"unread": "1;31", "green": "32", "grey": "90", "bold": "1", "dim": "2", "yellow": "33"}
+
+
+def paint(text: str, style: str, color: bool) -> str:
+    return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if color and text else text
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def safe(text: str | None, *, single_line: bool = False, width: int | None = None) -> str:
+    """Text for a table cell: control and direction marks made visible so they cannot
+    break the table; newlines kept (multi-line cell) unless `single_line`."""
+    if text is None:
+        return ""
+    if single_line:
+        text = text.replace("\r\n", "\n").replace("\n", " ⏎ ")
+    text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xFF else f"\\x{ord(m.group()):02x}", text)
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+# ------------------------------------------------------------------ records
+
+
+def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
+    """Rows as JSON (an array), JSON Lines or CSV, with the given field names."""
+    fields = tuple(fields)
+    if fmt == "json":
+        return json.dumps([_pick(row, fields) for row in rows], ensure_ascii=False, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(_pick(row, fields), ensure_ascii=False) + "\n" for row in rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow(["" if row.get(f) is None else _csv_value(row.get(f)) for f in fields])
+    return out.getvalue()
+
+
+def _csv_value(value):
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return value
+
+
+def _pick(row: dict, fields: tuple[str, ...]) -> dict:
+    return {f: row.get(f) for f in fields if f in row}
+
+
+def table(rows: list[list], headers: list[str], fmt: str) -> str:
+    from tabulate import tabulate
+
+    if not rows:
+        return ""
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True) + "\n"
+
+
+# ------------------------------------------------------------------ list
+
+
+STATUS_LABEL = {"unread": "UNREAD", "green": "green", "grey": "grey"}
+
+
+def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
+    """R9's queue as a table with its summary line, or as records for scripts."""
+    if fmt in MACHINE_FORMATS:
+        return records(queue.rows, LIST_FIELDS, fmt)
+    rows = []
+    for row in queue.rows:
+        status = row["status"]
+        waiting = times.duration(row["waiting_seconds"]) if row["waiting_seconds"] is not None else ""
+        preview = ""
+        if row["last_message_at"]:
+            who = "client" if row["last_message_direction"] == "client" else "agent"
+            preview = f"{who}: {safe(row['last_message'], single_line=True, width=48)}"
+        rows.append(
+            [
+                row["deal_id"],
+                paint(STATUS_LABEL[status], status, color),
+                safe(row["title"], single_line=True, width=32),
+                paint(waiting, "unread", color) if waiting else "",
+                row["open_chats"],
+                row["active_activities"],
+                times.display(row["last_message_at"], tz),
+                preview,
+            ]
+        )
+    headers = ["ID", "STATUS", "DEAL", "WAITING", "OPEN", "ACTIVE", "LAST MESSAGE", ""]
+    return table(rows, headers, fmt) + summary_line(queue, color) + "\n"
+
+
+def summary_line(queue, color: bool) -> str:
+    counts = queue.counts
+    parts = [
+        paint(f"{counts['unread']} unread", "unread", color and counts["unread"] > 0),
+        paint(f"{counts['green']} green", "green", color),
+        paint(f"{counts['grey']} grey", "grey", color),
+    ]
+    line = " · ".join(parts)
+    if len(queue.rows) < queue.total:
+        line += f" (showing {len(queue.rows)} of {queue.total} deals)"
+    return line
+
+
+# ------------------------------------------------------------------ timeline
+
+
+_KIND_LABEL = {
+    "deal_created": "deal created",
+    "chat_opened": "chat opened",
+    "activity_created": "activity created",
+    "message": "message",
+    "chat_closed": "chat closed",
+    "activity_completed": "activity completed",
+}
+_STATE_LABEL = {"unread": "Unread", "active": "active (yellow)", "completed": "completed (white)"}
+_STATE_STYLE = {"unread": "unread", "active": "yellow", "completed": "dim"}
+
+
+def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None, color: bool) -> str:
+    """R10's deal card history: a header and a table, or records for scripts."""
+    if fmt in MACHINE_FORMATS:
+        return records(entries, TIMELINE_FIELDS, fmt)
+    rows = []
+    for entry in entries:
+        kind = entry["kind"]
+        detail = ""
+        who = ""
+        if kind == "deal_created":
+            detail = f"key {safe(entry['deal_key'], single_line=True)}"
+        elif kind == "chat_opened":
+            detail = f"{safe(entry['chat_key'], single_line=True)} ({entry['channel']}), by {entry['opened_by']}"
+            if entry["unread"]:
+                detail += " · " + paint(f"Unread since {times.display(entry['waiting_since'], tz)}", "unread", color)
+        elif kind in ("activity_created", "activity_completed"):
+            state = entry["state"]
+            detail = paint(_STATE_LABEL[state], _STATE_STYLE[state], color)
+        elif kind == "message":
+            arrow = "←" if entry["direction"] == "client" else "→"
+            who = f"{arrow} {safe(entry['author'], single_line=True)}"
+            detail = safe(entry["text"])
+        rows.append(
+            [
+                times.display(entry["at"], tz),
+                _KIND_LABEL[kind],
+                entry.get("chat_id") or "",
+                entry.get("activity_id") or "",
+                who,
+                detail,
+            ]
+        )
+    return deal_header(deal, tz, color) + table(rows, ["TIME", "EVENT", "CHAT", "ACTIVITY", "FROM", "DETAIL"], fmt)
+
+
+def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
+    status = deal["status"]
+    line = f"Deal {deal['deal_id']} · {safe(deal['title'], single_line=True)} · key {safe(deal['deal_key'], single_line=True)} · "
+    if status == "unread":
+        line += paint(f"UNREAD since {times.display(deal['waiting_since'], tz)}", "unread", color)
+    else:
+        line += paint(f"{status} counter", status, color)
+    counters = f"{deal['open_chats']} open chat(s), {deal['active_activities']} active activit{'y' if deal['active_activities'] == 1 else 'ies'}"
+    return f"{line} · {counters}\n\n"
+
+
+# ------------------------------------------------------------------ progress
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator:
+    """A progress bar on stderr when it is a terminal; otherwise nothing is drawn.
+
+    Yields a function taking the number of bytes read so far.
+    """
+    if total is None or total < (4 << 20) or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda done: progress.update(task, completed=done)

@@ -1,0 +1,125 @@
+"""The database schema, created and migrated in this one place (sqlite-utils migrations).
+
+Facts: `messages`, `chat_events` (closes and completions) and `chat_keys` (which deal a
+chat key belongs to, and what its events said of the client). Derived, recomputed from
+the facts on every write and checked by `chatcrm check`: `chats`, `activities`,
+`contacts`, and the state columns of `deals`. The `queue` view is the order of R9.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+
+migrations = Migrations("chatcrm")
+
+QUEUE_VIEW = """
+CREATE VIEW queue AS
+SELECT
+    d.id AS deal_id,
+    d.key AS deal_key,
+    d.title AS title,
+    c.name AS contact,
+    c.channel AS channel,
+    d.status AS status,
+    d.waiting_since AS waiting_since,
+    d.open_chats AS open_chats,
+    d.active_activities AS active_activities,
+    d.last_message_at AS last_message_at,
+    m.text AS last_message,
+    m.direction AS last_message_direction,
+    d.oldest_active_at AS oldest_active_at,
+    d.last_event_at AS last_event_at,
+    d.created_at AS created_at
+FROM deals d
+LEFT JOIN contacts c ON c.id = d.contact_id
+LEFT JOIN messages m ON m.id = d.last_message_id
+ORDER BY d.status_rank, d.queue_key, d.id
+"""
+
+
+@migrations()
+def m001_initial(db) -> None:
+    db.executescript(
+        """
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            UNIQUE (name, channel)
+        );
+        CREATE TABLE deals (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL DEFAULT '',
+            contact_id INTEGER REFERENCES contacts(id),
+            created_at TEXT,
+            status TEXT NOT NULL DEFAULT 'grey' CHECK (status IN ('unread', 'green', 'grey')),
+            status_rank INTEGER NOT NULL DEFAULT 2,
+            queue_key INTEGER NOT NULL DEFAULT 0,
+            waiting_since TEXT,
+            oldest_active_at TEXT,
+            open_chats INTEGER NOT NULL DEFAULT 0,
+            active_activities INTEGER NOT NULL DEFAULT 0,
+            last_message_id INTEGER,
+            last_message_at TEXT,
+            last_event_at TEXT
+        );
+        CREATE INDEX deals_queue ON deals (status_rank, queue_key, id);
+        CREATE TABLE chat_keys (
+            key TEXT PRIMARY KEY,
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            channel TEXT NOT NULL DEFAULT '',
+            channel_at TEXT,
+            contact TEXT,
+            contact_at TEXT,
+            title TEXT,
+            title_at TEXT,
+            first_at TEXT
+        );
+        CREATE INDEX chat_keys_deal ON chat_keys (deal_id);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            uid TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('client', 'agent')),
+            author TEXT NOT NULL,
+            text TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (chat_key, uid)
+        );
+        CREATE INDEX messages_chat_time ON messages (chat_key, sent_at, seq);
+        CREATE TABLE chat_events (
+            id INTEGER PRIMARY KEY,
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            kind TEXT NOT NULL CHECK (kind IN ('close', 'complete')),
+            at TEXT NOT NULL,
+            session TEXT NOT NULL DEFAULT '',
+            UNIQUE (chat_key, kind, at, session)
+        );
+        CREATE TABLE chats (
+            id INTEGER PRIMARY KEY,
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            closed_at TEXT,
+            waiting_since TEXT,
+            first_response_at TEXT,
+            last_message_id INTEGER,
+            last_message_at TEXT,
+            messages INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (chat_key, opened_at)
+        );
+        CREATE INDEX chats_deal ON chats (deal_id);
+        CREATE TABLE activities (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL UNIQUE REFERENCES chats(id),
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            created_at TEXT NOT NULL,
+            completed_at TEXT
+        );
+        CREATE INDEX activities_deal ON activities (deal_id);
+        """
+    )
+    db.execute(QUEUE_VIEW)

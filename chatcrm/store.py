@@ -1,0 +1,570 @@
+"""The store: every SQL statement and every write of chatcrm lives here.
+
+`open_store` is the one function that opens a database; it also creates and migrates
+the schema (chatcrm.schema). Writes go through `Store.write()`, a transaction that takes
+SQLite's write lock up front (BEGIN IMMEDIATE) so that concurrent writers queue on the
+busy timeout instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from chatcrm import derive
+from chatcrm.errors import ChatcrmError, InvalidInput
+from chatcrm.events import Event, Invalid
+
+BUSY_TIMEOUT_SECONDS = 60.0
+FLUSH_EVERY = 5000
+
+
+def default_path() -> Path:
+    """`$XDG_DATA_HOME/chatcrm/chatcrm.db`, i.e. `~/.local/share/chatcrm/chatcrm.db`."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "chatcrm" / "chatcrm.db"
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path:
+    """`--db`, else `CHATCRM_DB`, else the default path."""
+    if path:
+        return Path(path)
+    env = os.environ.get("CHATCRM_DB")
+    return Path(env) if env else default_path()
+
+
+def open_store(path: str | os.PathLike | None = None) -> "Store":
+    """Open (creating and migrating when needed) the chatcrm database at `path`."""
+    import sqlite_utils
+
+    from chatcrm.schema import migrations
+
+    target = resolve_path(path)
+    try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # The database holds personal data: readable by its owner only. SQLite gives
+            # the -wal and -shm files the same permissions.
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_SECONDS)
+    except OSError as error:
+        raise ChatcrmError(f"cannot open database {target}: {error.strerror or error}")
+    except sqlite3.Error as error:
+        raise ChatcrmError(f"cannot open database {target}: {error}")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        store = Store(db, target)
+        if migrations.pending(db):
+            with store.write():
+                migrations.apply(db)
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise ChatcrmError(f"{target} is not a usable chatcrm database: {error}")
+    return store
+
+
+class Store:
+    def __init__(self, db, path: Path):
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        self.path = path
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator["Store"]:
+        """One write transaction, its lock taken up front; rolled back on any error."""
+        if self.conn.in_transaction:
+            yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    # ----------------------------------------------------------------- reading
+
+    def find_deal(self, ref: str) -> dict | None:
+        """A deal by its id (digits) or its key."""
+        row = None
+        if ref.isdigit():
+            row = self._one("SELECT * FROM queue WHERE deal_id = ?", [int(ref)])
+        if row is None:
+            row = self._one("SELECT * FROM queue WHERE deal_key = ?", [ref])
+        return row
+
+    def deal_chats(self, deal_id: int) -> list[dict]:
+        """The deal's chat sessions with their activities, oldest first."""
+        return self._all(
+            """
+            SELECT c.id AS chat_id, c.chat_key, k.channel, c.opened_at, c.opened_by, c.closed_at,
+                   c.waiting_since, c.first_response_at, c.last_message_at, c.messages,
+                   a.id AS activity_id, a.created_at AS activity_created_at, a.completed_at
+            FROM chats c JOIN activities a ON a.chat_id = c.id JOIN chat_keys k ON k.key = c.chat_key
+            WHERE c.deal_id = ?
+            ORDER BY c.opened_at, c.chat_key
+            """,
+            [deal_id],
+        )
+
+    def deal_messages(self, deal_id: int) -> list[dict]:
+        return self._all(
+            """
+            SELECT m.id, m.chat_key, m.direction, m.author, m.text, m.sent_at, m.seq
+            FROM chat_keys k JOIN messages m ON m.chat_key = k.key
+            WHERE k.deal_id = ?
+            ORDER BY m.sent_at, m.seq, m.direction, m.author, m.text
+            """,
+            [deal_id],
+        )
+
+    def count_messages(self, chat_key: str, uid_prefix: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM messages WHERE chat_key = ? AND uid >= ? AND uid < ?",
+            [chat_key, uid_prefix, uid_prefix + "\uffff"],
+        ).fetchone()
+        return row[0]
+
+    def queue(self, status: str | None = None, limit: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM queue"
+        params: list = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._all(sql, params)
+
+    def queue_counts(self) -> dict[str, int]:
+        counts = {"unread": 0, "green": 0, "grey": 0}
+        for rank, count in self.conn.execute("SELECT status_rank, count(*) FROM deals GROUP BY status_rank"):
+            counts[("unread", "green", "grey")[rank]] = count
+        return counts
+
+    def _one(self, sql: str, params: Iterable = ()) -> dict | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: Iterable = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    # ----------------------------------------------------------------- writing
+
+    def batch(self, count_stored_duplicates: bool = False) -> "ImportBatch":
+        return ImportBatch(self, count_stored_duplicates)
+
+    def _fill_temp(self, name: str, column_type: str, values: Iterable) -> None:
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (v {column_type} PRIMARY KEY)")
+        self.conn.execute(f"DELETE FROM temp.{name}")
+        self.conn.executemany(f"INSERT OR IGNORE INTO temp.{name} (v) VALUES (?)", ((v,) for v in values))
+
+    def _next_id(self, table: str) -> int:
+        return (self.conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) + 1
+
+    def refresh_chats(self, chat_keys: Iterable[str]) -> set[int]:
+        """Re-derive the sessions and activities of these chat keys from their facts.
+
+        Ids stay stable: a stored session keeps its id when a derived session still
+        contains its opening time. Returns the ids of the deals concerned.
+        """
+        self._fill_temp("touched_keys", "TEXT", chat_keys)
+        conn = self.conn
+        messages = groupby(
+            conn.execute(
+                "SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id FROM temp.touched_keys t "
+                "JOIN messages m ON m.chat_key = t.v ORDER BY t.v, m.sent_at, m.seq"
+            ),
+            key=lambda r: r[0],
+        )
+        events = groupby(
+            conn.execute(
+                "SELECT e.chat_key, e.at, e.kind, e.session FROM temp.touched_keys t "
+                "JOIN chat_events e ON e.chat_key = t.v ORDER BY t.v"
+            ),
+            key=lambda r: r[0],
+        )
+        stored = groupby(
+            conn.execute(
+                "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
+                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, "
+                "a.id, a.created_at, a.completed_at "
+                "FROM temp.touched_keys t JOIN chats c ON c.chat_key = t.v "
+                "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
+            ),
+            key=lambda r: r[0],
+        )
+        keys = conn.execute(
+            "SELECT t.v, k.deal_id FROM temp.touched_keys t JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
+        ).fetchall()
+        next_message = _Peek(messages)
+        next_event = _Peek(events)
+        next_stored = _Peek(stored)
+        inserts: list[tuple] = []
+        updates: list[tuple] = []
+        activity_updates: list[tuple] = []
+        deletes: list[tuple] = []
+        deals: set[int] = set()
+        for key, deal_id in keys:
+            deals.add(deal_id)
+            sessions = derive.derive_sessions(
+                (derive.MessageFact(r[1], r[2], r[3], r[4]) for r in next_message.take(key)),
+                (derive.ChatEventFact(r[1], r[2], r[3]) for r in next_event.take(key)),
+            )
+            existing = list(next_stored.take(key))
+            for session, row in _match_sessions(sessions, existing, deletes):
+                values = _chat_values(session)
+                if row is None:
+                    inserts.append((session.opened_at, key, deal_id, values, session))
+                    continue
+                if tuple(row[2:10]) != values:
+                    updates.append((*values, row[1]))
+                if (row[11], row[12]) != (session.opened_at, session.completed_at):
+                    activity_updates.append((session.opened_at, session.completed_at, row[10]))
+        if deletes:
+            conn.executemany("DELETE FROM activities WHERE chat_id = ?", deletes)
+            conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
+        conn.executemany(
+            "UPDATE chats SET opened_at = ?, opened_by = ?, closed_at = ?, waiting_since = ?, "
+            "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ? WHERE id = ?",
+            updates,
+        )
+        conn.executemany("UPDATE activities SET created_at = ?, completed_at = ? WHERE id = ?", activity_updates)
+        if inserts:
+            inserts.sort(key=lambda i: (i[0], i[1]))
+            chat_id = self._next_id("chats")
+            activity_id = self._next_id("activities")
+            chat_rows, activity_rows = [], []
+            for offset, (_, key, deal_id, values, session) in enumerate(inserts):
+                chat_rows.append((chat_id + offset, key, deal_id, *values))
+                activity_rows.append((activity_id + offset, chat_id + offset, deal_id, session.opened_at, session.completed_at))
+            conn.executemany(
+                "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
+                "first_response_at, last_message_id, last_message_at, messages) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                chat_rows,
+            )
+            conn.executemany(
+                "INSERT INTO activities (id, chat_id, deal_id, created_at, completed_at) VALUES (?,?,?,?,?)",
+                activity_rows,
+            )
+        return deals
+
+    def refresh_deals(self, deal_ids: Iterable[int]) -> None:
+        """Re-derive the deals' contact, title, created-at, status and queue place."""
+        self._fill_temp("touched_deals", "INTEGER", deal_ids)
+        conn = self.conn
+        chats = groupby(
+            conn.execute(
+                "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "
+                "c.last_message_at, c.last_message_id FROM temp.touched_deals t "
+                "JOIN chats c ON c.deal_id = t.v JOIN activities a ON a.chat_id = c.id ORDER BY t.v"
+            ),
+            key=lambda r: r[0],
+        )
+        profiles = groupby(
+            conn.execute(
+                "SELECT d.id, d.key, k.first_at, k.channel, k.contact, k.contact_at, k.title, k.title_at, k.key "
+                "FROM temp.touched_deals t JOIN deals d ON d.id = t.v JOIN chat_keys k ON k.deal_id = d.id "
+                "ORDER BY t.v"
+            ),
+            key=lambda r: r[0],
+        )
+        next_chats = _Peek(chats)
+        rows = []
+        for deal_id, keys in profiles:
+            keys = list(keys)
+            profile = _deal_profile(keys)
+            state = derive.derive_deal(
+                (derive.ChatState(*r[1:]) for r in next_chats.take(deal_id)), profile.created_at
+            )
+            rows.append((profile, state, deal_id))
+        contact_ids = self._contact_ids({(p.contact, p.channel) for p, _, _ in rows if p.contact})
+        conn.executemany(
+            "UPDATE deals SET title = ?, contact_id = ?, created_at = ?, status = ?, status_rank = ?, "
+            "queue_key = ?, waiting_since = ?, oldest_active_at = ?, open_chats = ?, active_activities = ?, "
+            "last_message_id = ?, last_message_at = ?, last_event_at = ? WHERE id = ?",
+            (
+                (
+                    p.title,
+                    contact_ids.get((p.contact, p.channel)),
+                    p.created_at,
+                    s.status,
+                    s.status_rank,
+                    s.queue_key,
+                    s.waiting_since,
+                    s.oldest_active_at,
+                    s.open_chats,
+                    s.active_activities,
+                    s.last_message_id,
+                    s.last_message_at,
+                    s.last_event_at,
+                    deal_id,
+                )
+                for p, s, deal_id in rows
+            ),
+        )
+
+    def _contact_ids(self, contacts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        self.conn.executemany("INSERT OR IGNORE INTO contacts (name, channel) VALUES (?, ?)", contacts)
+        ids = {}
+        for name, channel in contacts:
+            row = self.conn.execute("SELECT id FROM contacts WHERE name = ? AND channel = ?", (name, channel)).fetchone()
+            ids[(name, channel)] = row[0]
+        return ids
+
+
+def _chat_values(session: derive.Session) -> tuple:
+    return (
+        session.opened_at,
+        session.opened_by,
+        session.closed_at,
+        session.waiting_since if session.unread else None,
+        session.first_response_at,
+        session.last_message_id,
+        session.last_message_at,
+        session.messages,
+    )
+
+
+def _match_sessions(sessions: list[derive.Session], existing: list[tuple], deletes: list[tuple]):
+    """Pair each derived session with the stored row whose opening it contains (or None)."""
+    position = 0
+    for index, session in enumerate(sessions):
+        span_end = sessions[index + 1].opened_at if index + 1 < len(sessions) else None
+        kept = None
+        while position < len(existing) and (span_end is None or existing[position][2] < span_end):
+            if kept is None:
+                kept = existing[position]
+            else:
+                deletes.append((existing[position][1],))
+            position += 1
+        yield session, kept
+    deletes.extend((row[1],) for row in existing[position:])
+
+
+@dataclass
+class _Profile:
+    created_at: str | None
+    contact: str | None
+    channel: str
+    title: str
+
+
+def _deal_profile(keys: list[tuple]) -> _Profile:
+    """A deal's created-at, contact and title from its chat keys (earliest event wins)."""
+    deal_key = keys[0][1]
+    first = min(keys, key=lambda r: (r[2] or "", r[8]))
+    named = [r for r in keys if r[5]]
+    contact = min(named, key=lambda r: (r[5], r[4]))[4] if named else None
+    titled = [r for r in keys if r[7]]
+    channel = first[3]
+    if titled:
+        title = min(titled, key=lambda r: (r[7], r[6]))[6]
+    elif contact:
+        title = f"{contact} ({channel})" if channel else contact
+    else:
+        title = deal_key
+    created = min((r[2] for r in keys if r[2]), default=None)
+    return _Profile(created, contact, channel, title)
+
+
+class _Peek:
+    """Takes the rows of one key at a time from a groupby over key-ordered rows."""
+
+    def __init__(self, groups):
+        self._groups = groups
+        self._head = next(groups, None)
+
+    def take(self, key) -> Iterator[tuple]:
+        while self._head is not None and self._head[0] < key:
+            self._head = next(self._groups, None)
+        if self._head is None or self._head[0] != key:
+            return iter(())
+        rows = list(self._head[1])
+        self._head = next(self._groups, None)
+        return iter(rows)
+
+
+class _KeyInfo:
+    """What one import batch learned about a chat key."""
+
+    __slots__ = ("deal", "named_deal", "channel", "channel_at", "contact", "contact_at", "title", "title_at", "first_at")
+
+    def __init__(self, deal: str | None):
+        self.deal = deal  # the key of the deal it is bound to in the database
+        self.named_deal: str | None = None
+        self.channel = self.channel_at = self.contact = self.contact_at = None
+        self.title = self.title_at = self.first_at = None
+
+
+class ImportBatch:
+    """Records events inside one write transaction, then re-derives what they touch."""
+
+    def __init__(self, store: Store, count_stored_duplicates: bool):
+        self.store = store
+        self.keys: dict[str, _KeyInfo] = {}
+        self.messages_added = 0
+        self.events_added = 0
+        self.present = 0
+        self._count_stored = count_stored_duplicates
+        self._occurrences: dict[tuple[str, str], int] = {}
+        self._message_rows: list[tuple] = []
+        self._event_rows: list[tuple] = []
+        store.conn.execute("PRAGMA defer_foreign_keys=ON")
+
+    def add(self, event: Event) -> None:
+        """Record one event; raises InvalidInput when it names another deal for its chat."""
+        info = self.keys.get(event.chat)
+        if info is None:
+            row = self.store.conn.execute(
+                "SELECT d.key FROM chat_keys k JOIN deals d ON d.id = k.deal_id WHERE k.key = ?", (event.chat,)
+            ).fetchone()
+            info = _KeyInfo(row[0] if row else None)
+        if event.deal is not None:
+            expected = info.deal or info.named_deal
+            if expected is None:
+                info.named_deal = event.deal
+            elif expected != event.deal:
+                raise InvalidInput.at(
+                    Invalid(
+                        event.source,
+                        event.line,
+                        f"chat {event.chat!r} belongs to deal {expected!r}, but this event names deal {event.deal!r}",
+                    )
+                )
+        self.keys[event.chat] = info
+        at = event.at
+        if info.first_at is None or at < info.first_at:
+            info.first_at = at
+        channel = event.channel or _channel_from_key(event.chat)
+        if info.channel_at is None or (at, channel) < (info.channel_at, info.channel):
+            info.channel, info.channel_at = channel, at
+        contact = event.contact or (event.author if event.direction == "client" else None)
+        if contact and (info.contact_at is None or (at, contact) < (info.contact_at, info.contact)):
+            info.contact, info.contact_at = contact, at
+        if event.title and (info.title_at is None or (at, event.title) < (info.title_at, info.title)):
+            info.title, info.title_at = event.title, at
+        if event.type == "message":
+            self._message_rows.append(
+                (event.chat, self._uid(event), event.direction, event.author, event.text, at, event.line)
+            )
+            if len(self._message_rows) >= FLUSH_EVERY:
+                self._flush()
+        else:
+            self._event_rows.append((event.chat, event.type, at, event.session or ""))
+
+    def _uid(self, event: Event) -> str:
+        """SPEC §4: the message's id, else its content and its occurrence number."""
+        if event.id is not None:
+            return "id:" + event.id
+        digest = hashlib.blake2b(
+            "\x1f".join((event.at, event.direction or "", event.author, event.text)).encode("utf-8", "surrogatepass"),
+            digest_size=12,
+        ).hexdigest()
+        prefix = "h:" + digest + "#"
+        slot = (event.chat, prefix)
+        count = self._occurrences.get(slot)
+        if count is None:
+            count = self.store.count_messages(event.chat, prefix) if self._count_stored else 0
+        count += 1
+        self._occurrences[slot] = count
+        return prefix + str(count)
+
+    def _flush(self) -> None:
+        conn = self.store.conn
+        if self._message_rows:
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq) "
+                "VALUES (?,?,?,?,?,?,?)",
+                self._message_rows,
+            )
+            self.messages_added += cursor.rowcount
+            self.present += len(self._message_rows) - cursor.rowcount
+            self._message_rows = []
+        if self._event_rows:
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO chat_events (chat_key, kind, at, session) VALUES (?,?,?,?)", self._event_rows
+            )
+            self.events_added += cursor.rowcount
+            self.present += len(self._event_rows) - cursor.rowcount
+            self._event_rows = []
+
+    def finish(self) -> None:
+        """Bind new chat keys to deals, save what the events said, re-derive the states."""
+        self._flush()
+        if not self.keys:
+            return
+        conn = self.store.conn
+        new_deals: dict[str, str] = {}
+        for key, info in self.keys.items():
+            if info.deal is None:
+                info.deal = info.named_deal or key
+                first = new_deals.get(info.deal)
+                if first is None or info.first_at < first:
+                    new_deals[info.deal] = info.first_at
+        if new_deals:
+            known = set()
+            for deal_key in new_deals:
+                if conn.execute("SELECT 1 FROM deals WHERE key = ?", (deal_key,)).fetchone():
+                    known.add(deal_key)
+            fresh = sorted((first, deal_key) for deal_key, first in new_deals.items() if deal_key not in known)
+            start = self.store._next_id("deals")
+            conn.executemany(
+                "INSERT INTO deals (id, key, created_at) VALUES (?, ?, ?)",
+                ((start + i, deal_key, first) for i, (first, deal_key) in enumerate(fresh)),
+            )
+        conn.executemany(
+            """
+            INSERT INTO chat_keys (key, deal_id, channel, channel_at, contact, contact_at, title, title_at, first_at)
+            VALUES (?, (SELECT id FROM deals WHERE key = ?), ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET
+                channel = CASE WHEN (excluded.channel_at, excluded.channel) < (chat_keys.channel_at, chat_keys.channel)
+                    THEN excluded.channel ELSE chat_keys.channel END,
+                channel_at = min(excluded.channel_at, chat_keys.channel_at),
+                contact = CASE WHEN excluded.contact_at IS NOT NULL AND (chat_keys.contact_at IS NULL
+                    OR (excluded.contact_at, excluded.contact) < (chat_keys.contact_at, chat_keys.contact))
+                    THEN excluded.contact ELSE chat_keys.contact END,
+                contact_at = coalesce(min(excluded.contact_at, chat_keys.contact_at), excluded.contact_at, chat_keys.contact_at),
+                title = CASE WHEN excluded.title_at IS NOT NULL AND (chat_keys.title_at IS NULL
+                    OR (excluded.title_at, excluded.title) < (chat_keys.title_at, chat_keys.title))
+                    THEN excluded.title ELSE chat_keys.title END,
+                title_at = coalesce(min(excluded.title_at, chat_keys.title_at), excluded.title_at, chat_keys.title_at),
+                first_at = min(excluded.first_at, chat_keys.first_at)
+            """,
+            (
+                (key, i.deal, i.channel, i.channel_at, i.contact, i.contact_at, i.title, i.title_at, i.first_at)
+                for key, i in self.keys.items()
+            ),
+        )
+        deals = self.store.refresh_chats(self.keys)
+        self.store.refresh_deals(deals)
+
+
+_CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}
+
+
+def _channel_from_key(chat_key: str) -> str:
+    """An event without `channel`: the chat key's prefix (`tg:…` → telegram), else `chat`."""
+    prefix, sep, _ = chat_key.partition(":")
+    if not sep:
+        return "chat"
+    return _CHANNEL_PREFIXES.get(prefix.lower(), prefix.lower() or "chat")

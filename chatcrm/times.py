@@ -1,0 +1,110 @@
+"""Time in chatcrm: stored as UTC text `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).
+
+The fixed width makes text order equal time order, so SQLite can sort and index the
+columns directly, and the `sqlite3` shell shows readable values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from chatcrm.errors import UsageError
+
+UTC = timezone.utc
+_STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+_HAS_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
+
+
+def zone(name: str | None) -> tzinfo:
+    """The tzinfo for `--tz NAME` (an IANA name, `UTC`, or an offset like `+03:00`)."""
+    if name is None or name.upper() in ("UTC", "Z"):
+        return UTC
+    if re.fullmatch(r"[+-]\d\d:?\d\d", name):
+        sign = 1 if name[0] == "+" else -1
+        hours, minutes = int(name[1:3]), int(name[-2:])
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r} (use an IANA name such as Europe/Madrid, or +03:00)")
+
+
+def stored(moment: datetime) -> str:
+    """A datetime (aware) as stored text, truncated to the second."""
+    u = moment.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+
+
+def parse(value: object, tz: tzinfo = UTC) -> str:
+    """ISO 8601 text to stored text; raises ValueError when it is not a readable time.
+
+    A value with an offset (or `Z`) is converted to UTC; one without is read in `tz`.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"time must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if _STORED.match(text):
+        datetime.fromisoformat(text[:-1])  # validates the calendar (no 2026-02-30)
+        return text
+    if not _HAS_TIME.match(text):
+        raise ValueError(f"unreadable time {value!r} (expected ISO 8601, e.g. 2026-11-24T09:15:00Z)")
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"unreadable time {value!r} (expected ISO 8601, e.g. 2026-11-24T09:15:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return stored(moment)
+
+
+def from_epoch(seconds: float) -> str:
+    return stored(datetime.fromtimestamp(int(seconds), UTC))
+
+
+def to_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+
+
+def epoch(value: str) -> int:
+    return int(to_datetime(value).timestamp())
+
+
+def now() -> str:
+    """The current time, or `CHATCRM_NOW` when set (reproducible fixture builds)."""
+    fixed = os.environ.get("CHATCRM_NOW")
+    if fixed:
+        try:
+            return parse(fixed)
+        except ValueError as error:
+            raise UsageError(f"CHATCRM_NOW: {error}")
+    return stored(datetime.now(UTC))
+
+
+def display(value: str | None, tz: tzinfo | None) -> str:
+    """A stored time for a table: `YYYY-MM-DD HH:MM` in the user's zone."""
+    if not value:
+        return ""
+    moment = to_datetime(value)
+    local = moment.astimezone(tz) if tz is not None else moment.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def duration(seconds: int) -> str:
+    """A short human duration: `45s`, `12m`, `3h 05m`, `2d 04h`."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
