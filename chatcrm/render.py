@@ -85,7 +85,7 @@ def paint(text: str, style: str, color: bool) -> str:
     return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if color and text else text
 
 
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 def safe(text: str | None, *, single_line: bool = False, width: int | None = None) -> str:
@@ -169,7 +169,7 @@ def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
                 preview,
             ]
         )
-    headers = ["ID", "STATUS", "DEAL", "WAITING", "OPEN", "ACTIVE", "LAST MESSAGE", ""]
+    headers = ["ID", "STATUS", "DEAL", "WAITING", "OPEN", "ACTIVE", "LAST AT", "LAST MESSAGE"]
     return table(rows, headers, fmt) + summary_line(queue, color) + "\n"
 
 

@@ -47,17 +47,18 @@ def parse(value: object, tz: tzinfo = UTC) -> str:
     if not isinstance(value, str):
         raise ValueError(f"time must be a string, not {type(value).__name__}")
     text = value.strip()
-    if _STORED.match(text):
-        datetime.fromisoformat(text[:-1])  # validates the calendar (no 2026-02-30)
-        return text
-    if not _HAS_TIME.match(text):
-        raise ValueError(f"unreadable time {value!r} (expected ISO 8601, e.g. 2026-11-24T09:15:00Z)")
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
     try:
+        if _STORED.match(text):
+            datetime.fromisoformat(text[:-1])  # validates the calendar (no 2026-02-30)
+            return text
+        if not _HAS_TIME.match(text):
+            raise ValueError("expected ISO 8601, e.g. 2026-11-24T09:15:00Z")
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"unreadable time {value!r} (expected ISO 8601, e.g. 2026-11-24T09:15:00Z)") from None
+    except ValueError as error:
+        reason = str(error) if "ISO 8601" in str(error) or "range" in str(error) else "expected ISO 8601, e.g. 2026-11-24T09:15:00Z"
+        raise ValueError(f"unreadable time {value!r} ({reason})") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return stored(moment)

@@ -1,0 +1,82 @@
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatcrm import service
+from chatcrm.events import Event
+from chatcrm.importers.native import event_from_record
+from chatcrm.store import open_store
+from chatcrm.times import UTC
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+SHARED_EXPORTS = ROOT.parent / "shared" / "exports"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def run(*args, input: str | bytes | None = None) -> Result:
+    """Run the console script in-process; returns exit code, stdout and stderr."""
+    from chatcrm.cli import main
+
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    sys.stdout, sys.stderr = out, err
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def msg(chat, at, frm="client", text="hello", **extra) -> dict:
+    return {"type": "message", "chat": chat, "from": frm, "text": text, "at": at, **extra}
+
+
+def close_(chat, at, **extra) -> dict:
+    return {"type": "close", "chat": chat, "at": at, **extra}
+
+
+def complete_(chat, at, **extra) -> dict:
+    return {"type": "complete", "chat": chat, "at": at, **extra}
+
+
+def events(records, source="test.jsonl") -> list[Event]:
+    out = []
+    for line, record in enumerate(records, start=1):
+        event = event_from_record(record, source, line, UTC)
+        assert isinstance(event, Event), event
+        out.append(event)
+    return out
+
+
+def ingest(store, records, source="test.jsonl", **kwargs):
+    return service.ingest(store, [(source, "jsonl", events(records, source))], **kwargs)
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def deal(store, ref):
+    return service.find_deal(store, str(ref))
+
+
+def chats(store, ref):
+    return store.deal_chats(deal(store, ref)["deal_id"])

@@ -1,0 +1,110 @@
+"""SPEC §1: states follow from the facts' timestamps, never from arrival order.
+
+Shuffled, split and repeated imports must leave exactly the `list` and `timeline` that one
+import in time order gives. Deal, chat and activity ids are handed out as things are
+first seen, so the comparison names them by what they are (deal key; chat key and opening
+time); times are drawn distinct so that no tie falls back on an id.
+"""
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatcrm import render, service
+from chatcrm.store import open_store
+from tests.helpers import events
+
+CHATS = {"tg:1": None, "wa:2": None, "web:3": "D-9", "tg:4": "D-9"}
+NOW = "2026-11-25T00:00:00Z"
+
+
+@st.composite
+def histories(draw):
+    count = draw(st.integers(min_value=1, max_value=14))
+    minutes = draw(st.lists(st.integers(0, 600), min_size=count, max_size=count, unique=True))
+    records = []
+    for number, minute in enumerate(sorted(minutes)):
+        chat = draw(st.sampled_from(sorted(CHATS)))
+        kind = draw(st.sampled_from(["client", "client", "agent", "close", "complete"]))
+        at = f"2026-11-24T{minute // 60:02d}:{minute % 60:02d}:00Z"
+        record = {"chat": chat, "at": at}
+        if CHATS[chat]:
+            record["deal"] = CHATS[chat]
+        if kind in ("client", "agent"):
+            record.update(type="message", id=f"m{number}", **{"from": kind}, text=f"text {number}")
+        else:
+            record["type"] = kind
+        records.append(record)
+    return records
+
+
+def snapshot(records_in_batches) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(Path(folder) / "db.sqlite")
+        try:
+            for number, batch in enumerate(records_in_batches):
+                service.ingest(store, [(f"part{number}", "jsonl", events(batch, f"part{number}"))])
+            queue = service.queue(store, now=NOW)
+            rows = [{k: v for k, v in row.items() if k != "deal_id"} for row in queue.rows]
+            timelines = {}
+            for row in queue.rows:
+                card, entries = service.timeline(store, str(row["deal_id"]))
+                chats = {c["chat_id"]: (c["chat_key"], c["opened_at"]) for c in store.deal_chats(card["deal_id"])}
+                activities = {c["activity_id"]: (c["chat_key"], c["opened_at"]) for c in store.deal_chats(card["deal_id"])}
+                normalised = []
+                for entry in entries:
+                    entry = dict(entry, chat_id=chats.get(entry["chat_id"]), activity_id=activities.get(entry["activity_id"]))
+                    entry.pop("deal_id", None)
+                    normalised.append(entry)
+                timelines[row["deal_key"]] = normalised
+            return {"list": rows, "counts": queue.counts, "timelines": timelines,
+                    "list_json": render.records(rows, render.LIST_FIELDS, "json")}
+        finally:
+            store.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=histories(), data=st.data())
+def test_shuffled_split_and_repeated_imports_give_the_same_state(history, data):
+    expected = snapshot([history])
+    shuffled = data.draw(st.permutations(history))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(shuffled)), max_size=3)))
+    pieces = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)])]
+    pieces = [p for p in pieces if p]
+    repeated = data.draw(st.lists(st.sampled_from(pieces), max_size=2)) if pieces else []
+    order = data.draw(st.permutations(pieces + repeated))
+    assert snapshot(order) == expected
+
+
+def test_the_same_export_twice_adds_nothing(store):
+    from tests.helpers import FIXTURES
+
+    fixture = FIXTURES / "support-day.jsonl"
+    from chatcrm import importers
+
+    def read():
+        return [importers.read_source(str(fixture), None, importers.ImportOptions())]
+
+    first = service.ingest(store, read())
+    state = service.queue(store, now=NOW).rows
+    second = service.ingest(store, read())
+    assert first.messages_added == 23 and first.events_added == 5
+    assert (second.messages_added, second.events_added, second.present) == (0, 0, 28)
+    assert service.queue(store, now=NOW).rows == state
+
+
+def test_an_older_export_imported_after_newer_replies_gives_the_time_ordered_state():
+    older = [
+        {"type": "message", "id": "1", "chat": "tg:1", "from": "client", "text": "hola", "at": "2026-11-24T09:00:00Z"},
+        {"type": "close", "chat": "tg:1", "at": "2026-11-24T09:30:00Z"},
+    ]
+    newer = [
+        {"type": "message", "id": "2", "chat": "tg:1", "from": "agent", "text": "¿sí?", "at": "2026-11-24T09:10:00Z"},
+        {"type": "message", "id": "3", "chat": "tg:1", "from": "client", "text": "otra", "at": "2026-11-24T10:00:00Z"},
+    ]
+    assert snapshot([newer, older]) == snapshot([older + newer])
+    state = snapshot([newer, older])
+    assert state["list"][0]["status"] == "unread"
+    assert state["list"][0]["waiting_since"] == "2026-11-24T10:00:00Z"
