@@ -143,10 +143,10 @@ def detect(head: bytes, path: str) -> str:
         if isinstance(record, dict):
             return _json_document_kind(record.keys(), name)
         return _json_document_kind(re.findall(r'"([a-z_]+)"\s*:', decoded), name)
-    if decoded.startswith("["):
-        raise InvalidInput(f"{name}: a JSON array is not an export chatcrm reads (use JSON Lines: one event per line)")
     if _WHATSAPP_HEAD.match(first_line):
         return "whatsapp"
+    if decoded.startswith("["):
+        raise InvalidInput(f"{name}:1: a JSON array is not an export chatcrm reads (use JSON Lines: one event per line)")
     columns = [c.strip().strip('"').lower() for c in first_line.split(",")]
     if "chat" in columns and "at" in columns:
         return "csv"
