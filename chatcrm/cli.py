@@ -233,6 +233,24 @@ def timeline(deal: Deal, fmt: Format = None, tz: Tz = None, db: Db = None) -> No
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, render.use_color()))
 
 
+@app.command()
+def check(db: Db = None) -> None:
+    """Verify the database: integrity, foreign keys, and derived states against the facts."""
+    store = _store(db)
+    problems = store.check()
+    if problems:
+        for problem in problems:
+            typer.echo(problem)
+        typer.echo(f"Error: {len(problems)} problem(s) in {store.path}", err=True)
+        raise typer.Exit(1)
+    counts = store.counts()
+    typer.echo(
+        f"ok: {store.path}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
+        f"{counts['activities']} activities match what {counts['messages']} messages and "
+        f"{counts['chat_events']} close/complete events give"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: runs a command; errors become one line on stderr and an exit code."""
     from typer.main import get_command

@@ -332,6 +332,79 @@ class Store:
         return ids
 
 
+    # ----------------------------------------------------------------- checking
+
+    def check(self) -> list[str]:
+        """Everything wrong with the database: SQLite's integrity, foreign keys, and every
+        derived state that differs from what the stored facts give recomputed from scratch."""
+        problems = [f"integrity: {row[0]}" for row in self.conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        if problems:
+            return problems
+        problems += [
+            f"foreign key: {table} row {rowid} points to a missing {parent}"
+            for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check")
+        ]
+        stored = self._derived_snapshot()
+        with self.write():
+            self.conn.execute("SAVEPOINT recompute")
+            try:
+                self.conn.execute("DELETE FROM activities")
+                self.conn.execute("DELETE FROM chats")
+                self.conn.execute(
+                    "UPDATE deals SET status = 'grey', status_rank = 2, queue_key = 0, waiting_since = NULL, "
+                    "oldest_active_at = NULL, open_chats = 0, active_activities = 0, last_message_id = NULL, "
+                    "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL"
+                )
+                keys = [row[0] for row in self.conn.execute("SELECT key FROM chat_keys")]
+                self.refresh_deals(self.refresh_chats(keys) | {r[0] for r in self.conn.execute("SELECT id FROM deals")})
+                expected = self._derived_snapshot()
+            finally:
+                self.conn.execute("ROLLBACK TO recompute")
+                self.conn.execute("RELEASE recompute")
+        for kind in ("deal", "chat"):
+            have, want = stored[kind], expected[kind]
+            for key in sorted(set(have) | set(want), key=str):
+                if key not in want:
+                    problems.append(f"{kind} {key}: stored, but the facts give no such {kind}")
+                elif key not in have:
+                    problems.append(f"{kind} {key}: missing; the facts give {want[key]}")
+                else:
+                    for field in want[key]:
+                        if have[key][field] != want[key][field]:
+                            problems.append(
+                                f"{kind} {key}: {field} is {have[key][field]!r}, the facts give {want[key][field]!r}"
+                            )
+        return problems
+
+    def counts(self) -> dict[str, int]:
+        return {
+            table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("deals", "chats", "activities", "messages", "chat_events")
+        }
+
+    def _derived_snapshot(self) -> dict[str, dict]:
+        deals = {
+            row["key"]: row
+            for row in self._all(
+                "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
+                "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
+                "d.last_event_at FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id"
+            )
+        }
+        chats = {
+            (row.pop("chat_key"), row.pop("opened_at")): row
+            for row in self._all(
+                "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
+                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, "
+                "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
+                "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id"
+            )
+        }
+        for row in deals.values():
+            row.pop("key")
+        return {"deal": deals, "chat": chats}
+
+
 def _chat_values(session: derive.Session) -> tuple:
     return (
         session.opened_at,
