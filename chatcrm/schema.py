@@ -88,7 +88,6 @@ def m001_initial(db) -> None:
             seq INTEGER NOT NULL DEFAULT 0,
             UNIQUE (chat_key, uid)
         );
-        CREATE INDEX messages_chat_time ON messages (chat_key, sent_at, seq);
         CREATE TABLE chat_events (
             id INTEGER PRIMARY KEY,
             chat_key TEXT NOT NULL REFERENCES chat_keys(key),

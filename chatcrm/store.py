@@ -61,6 +61,7 @@ def open_store(path: str | os.PathLike | None = None) -> "Store":
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: imports touch indexes all over
         db = sqlite_utils.Database(conn, execute_plugins=False)
         store = Store(db, target)
         if migrations.pending(db):
@@ -192,14 +193,14 @@ class Store:
         messages = groupby(
             conn.execute(
                 "SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id FROM temp.touched_keys t "
-                "JOIN messages m ON m.chat_key = t.v ORDER BY t.v, m.sent_at, m.seq"
+                "CROSS JOIN messages m ON m.chat_key = t.v ORDER BY t.v"
             ),
             key=lambda r: r[0],
         )
         events = groupby(
             conn.execute(
                 "SELECT e.chat_key, e.at, e.kind, e.session FROM temp.touched_keys t "
-                "JOIN chat_events e ON e.chat_key = t.v ORDER BY t.v"
+                "CROSS JOIN chat_events e ON e.chat_key = t.v ORDER BY t.v"
             ),
             key=lambda r: r[0],
         )
@@ -208,13 +209,13 @@ class Store:
                 "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
                 "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, "
                 "a.id, a.created_at, a.completed_at "
-                "FROM temp.touched_keys t JOIN chats c ON c.chat_key = t.v "
+                "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
                 "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
             ),
             key=lambda r: r[0],
         )
         keys = conn.execute(
-            "SELECT t.v, k.deal_id FROM temp.touched_keys t JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
+            "SELECT t.v, k.deal_id FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
         ).fetchall()
         next_message = _Peek(messages)
         next_event = _Peek(events)
@@ -276,14 +277,14 @@ class Store:
             conn.execute(
                 "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "
                 "c.last_message_at, c.last_message_id FROM temp.touched_deals t "
-                "JOIN chats c ON c.deal_id = t.v JOIN activities a ON a.chat_id = c.id ORDER BY t.v"
+                "CROSS JOIN chats c ON c.deal_id = t.v JOIN activities a ON a.chat_id = c.id ORDER BY t.v"
             ),
             key=lambda r: r[0],
         )
         profiles = groupby(
             conn.execute(
                 "SELECT d.id, d.key, k.first_at, k.channel, k.contact, k.contact_at, k.title, k.title_at, k.key "
-                "FROM temp.touched_deals t JOIN deals d ON d.id = t.v JOIN chat_keys k ON k.deal_id = d.id "
+                "FROM temp.touched_deals t CROSS JOIN deals d ON d.id = t.v JOIN chat_keys k ON k.deal_id = d.id "
                 "ORDER BY t.v"
             ),
             key=lambda r: r[0],

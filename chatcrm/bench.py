@@ -1,0 +1,173 @@
+"""The benchmark: `python -m chatcrm.bench [--events N] [--chats M] [--runs K]`.
+
+Generates a realistic event file and measures, in the same run and as medians: a raw
+baseline (parse the JSON lines, insert each into one SQLite table with executemany in one
+transaction), `chatcrm ingest` of the same file and its peak memory, the everyday commands
+on the resulting database and on one of 1,000 events, and the bare start-up. It prints each
+figure and its ratio to the baseline it is judged against. Nothing here is asserted in the
+tests: the tests check behaviour and query plans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+START = 1763971200  # 2025-11-24T08:00:00Z
+
+
+def generate(path: Path, events: int, chats: int, seed: int = 7) -> None:
+    """A contact centre's export: sessions of client and agent messages, closes, completions."""
+    rng = random.Random(seed)
+    clock = [START + rng.randrange(0, 86400) for _ in range(chats)]
+    counters = [0] * chats
+    written = 0
+    with path.open("w", encoding="utf-8") as out:
+        while written < events:
+            c = rng.randrange(chats)
+            clock[c] += rng.randrange(20, 900)
+            counters[c] += 1
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock[c]))
+            roll = rng.random()
+            if roll < 0.05:
+                record = {"type": "close", "chat": f"wa:{c}", "at": at}
+            elif roll < 0.08:
+                record = {"type": "complete", "chat": f"wa:{c}", "at": at}
+            else:
+                frm = "client" if roll < 0.6 else "agent"
+                record = {"type": "message", "id": f"{c}-{counters[c]}", "chat": f"wa:{c}", "channel": "whatsapp",
+                          "contact": f"Client {c}", "from": frm, "author": f"Client {c}" if frm == "client" else "Luis",
+                          "text": f"Mensaje {counters[c]} sobre el pedido {c * 7 % 100000}", "at": at}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            written += 1
+
+
+def raw_baseline(path: Path, db: Path) -> float:
+    """The floor for any Python importer: json.loads each line, executemany into one table."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE events (type TEXT, id TEXT, chat TEXT, author TEXT, text TEXT, at TEXT, direction TEXT)")
+    with path.open("rb") as lines:
+        rows = (
+            (r.get("type"), r.get("id"), r.get("chat"), r.get("author"), r.get("text"), r.get("at"), r.get("from"))
+            for r in map(json.loads, lines)
+        )
+        with conn:
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", rows)
+    conn.close()
+    return time.perf_counter() - started
+
+
+def timed(args: list[str], env: dict) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {' '.join(args)} failed: {process.stderr.read().decode()}")
+    process.stderr.close()
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def median_of(runs: int, action) -> float:
+    return statistics.median(action() for _ in range(runs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m chatcrm.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--chats", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each import (commands run 3 times as many)")
+    parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the files")
+    options = parser.parse_args(argv)
+    folder = Path(options.keep or tempfile.mkdtemp(prefix="chatcrm-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    chatcrm = [sys.executable, "-m", "chatcrm"]
+    env = {**os.environ, "CHATCRM_NOW": "2025-11-30T00:00:00Z", "CHATCRM_AGENT": "Luis", "NO_COLOR": "1"}
+    env.pop("CHATCRM_DB", None)
+
+    big, small = folder / "events.jsonl", folder / "small.jsonl"
+    for path, count, chats in ((big, options.events, options.chats), (small, 1000, 100)):
+        if not path.exists():
+            print(f"generating {path} ({count:,} events over {chats:,} chats)…", file=sys.stderr, flush=True)
+            generate(path, count, chats)
+    size = big.stat().st_size
+
+    def fresh(name: str) -> Path:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{folder / name}{suffix}").unlink(missing_ok=True)
+        return folder / name
+
+    baseline = median_of(options.runs, lambda: raw_baseline(big, fresh("raw.db")))
+    ingests = []
+    for _ in range(options.runs):
+        db = fresh("chatcrm.db")
+        ingests.append(timed([*chatcrm, "ingest", "--db", str(db), str(big)], env))
+    ingest = statistics.median(t for t, _ in ingests)
+    peak = max(m for _, m in ingests)
+    small_db = fresh("small.db")
+    timed([*chatcrm, "ingest", "--db", str(small_db), str(small)], env)
+
+    startup = median_of(options.runs * 3, lambda: timed([sys.executable, "-c", "import typer, sqlite_utils, tabulate"], env)[0])
+    help_time = median_of(options.runs * 3, lambda: timed([*chatcrm, "--help"], env)[0])
+    rows = [
+        ("raw baseline: json.loads + executemany", baseline, None, None),
+        (f"chatcrm ingest ({options.events:,} events, {size / 2**20:.0f} MiB)", ingest, ingest / baseline, "≤ 2.0× baseline"),
+        ("chatcrm ingest peak memory (MiB)", peak / 2**20, None, "≤ 100 MiB"),
+        ('bare start-up: python -c "import typer, sqlite_utils, tabulate"', startup, None, None),
+        ("chatcrm --help", help_time, help_time / startup, "≤ 1.0× start-up"),
+    ]
+    for label, db in (("1,000 events", small_db), (f"{options.events:,} events", folder / "chatcrm.db")):
+        deal = _unread_deal(db)
+        commands = {
+            "list --limit 50": ["list", "--limit", "50"],
+            "timeline": ["timeline", deal],
+            "reply": ["reply", deal, "Lo miro ahora mismo", "--author", "Luis"],
+            "close": ["close", deal, "--force"],
+            "complete": ["complete", deal, "--force"],
+        }
+        for name, args in commands.items():
+            def once(args=args):
+                elapsed = timed([*chatcrm, *args, "--db", str(db)], env)[0]
+                return elapsed
+            figure = median_of(options.runs * 3, once) if name in ("list --limit 50", "timeline") else once()
+            target = "≤ 1.5× start-up" if name != "timeline" else None
+            rows.append((f"{name} ({label})", figure, figure / startup, target))
+    _print(rows)
+    if not options.keep:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _unread_deal(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT deal_key FROM queue WHERE status = 'unread' LIMIT 1").fetchone()
+        return row[0]
+    finally:
+        conn.close()
+
+
+def _print(rows) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'value':>9}  {'ratio':>6}  target")
+    for label, value, ratio, target in rows:
+        unit = "" if "MiB" in label and "memory" in label else " s"
+        shown = f"{value:.1f}" if unit == "" else f"{value:.3f}"
+        print(f"{label.ljust(width)}  {shown + unit:>9}  {'' if ratio is None else f'{ratio:.2f}×':>6}  {target or ''}")
+
+
+if __name__ == "__main__":
+    main()

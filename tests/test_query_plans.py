@@ -1,0 +1,48 @@
+"""Per-command cost must not grow with the database: no query of `list`, `reply`, `close`
+or `complete` reads the whole messages table (or a whole index of it)."""
+
+import re
+
+from chatcrm import service
+from tests.helpers import close_, ingest, msg
+
+
+def statements_of(store, action) -> list[str]:
+    seen: list[str] = []
+    store.conn.set_trace_callback(seen.append)
+    try:
+        action()
+    finally:
+        store.conn.set_trace_callback(None)
+    return [s for s in seen if re.match(r"\s*(SELECT|UPDATE|DELETE|INSERT|WITH)", s, re.I)]
+
+
+def full_scans(store, statements) -> list[str]:
+    found = []
+    for sql in statements:
+        for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql):
+            detail = row[3]
+            if re.match(r"SCAN (messages|m|chat_events|e)\b", detail):
+                found.append(f"{detail}  <-  {sql.strip()[:120]}")
+    return found
+
+
+def test_everyday_commands_use_indexes_only(store):
+    records = []
+    for c in range(200):
+        records += [msg(f"wa:{c}", "2026-11-24T09:00:00Z", id=f"{c}a"), msg(f"wa:{c}", "2026-11-24T09:05:00Z", "agent", id=f"{c}b")]
+        records += [msg(f"wa:{c}", "2026-11-24T09:10:00Z", id=f"{c}c")]
+    records += [close_("wa:199", "2026-11-24T09:30:00Z")]
+    ingest(store, records)
+    now = "2026-11-24T12:00:00Z"
+    actions = {
+        "list": lambda: service.queue(store, now=now, limit=50),
+        "reply": lambda: service.reply(store, "wa:5", "hola", now=now, author="Luis"),
+        "close": lambda: service.close(store, "wa:5", now=now),
+        "complete": lambda: service.complete(store, "wa:6", now=now, force=True),
+        "timeline": lambda: service.timeline(store, "wa:7"),
+    }
+    for name, action in actions.items():
+        statements = statements_of(store, action)
+        assert statements, name
+        assert full_scans(store, statements) == [], name
