@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.roles import Roles, normalise
+from chatcrm.importers.roles import Roles, normalise, unresolved
 
 _MEDIA = (("photos", "photo"), ("videos", "video"), ("audio_files", "audio"), ("gifs", "GIF"),
           ("files", "file"), ("sticker", "sticker"), ("share", "link"))
@@ -54,10 +54,7 @@ def read(stream: BinaryIO, source: str, options, channel: str = "messenger") -> 
     authors = {m.get("sender_name") for m in document["messages"] if isinstance(m, dict)} - {None}
     roles = _roles(participants, authors, title, options)
     if roles is None:
-        probe = Roles()
-        for author in sorted(authors | set(participants)):
-            probe.direction(author)
-        raise probe.unresolved(source, key)
+        raise unresolved(source, key, authors | set(participants))
     total = len(document["messages"])
     # newest first in the file: read oldest first, and name each by its place in the file
     for index in range(total - 1, -1, -1):

@@ -39,8 +39,13 @@ class Roles:
         return "client" if author_id in self.client_ids else "agent"
 
     def unresolved(self, source: str, chat: str) -> InvalidInput:
-        found = ", ".join(sorted(self.authors)) or "none"
-        return InvalidInput(
-            f"{source}: cannot tell which authors of chat {chat!r} are employees; authors found: {found}; "
-            "name the employees with --agent NAME"
-        )
+        return unresolved(source, chat, self.authors)
+
+
+def unresolved(source: str, chat: str, authors) -> InvalidInput:
+    """The error for a chat in which nobody can be identified as an employee."""
+    found = ", ".join(sorted(authors)) or "none"
+    return InvalidInput(
+        f"{source}: cannot tell which authors of chat {chat!r} are employees; authors found: {found}; "
+        "name the employees with --agent NAME"
+    )

@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput, UsageError
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.roles import Roles, normalise
+from chatcrm.importers.roles import Roles, normalise, unresolved
 
 _MARKS = "\u200e\u200f\ufeff"
 _SPACE = "[ \u00a0\u202f]"
@@ -53,10 +53,7 @@ def read(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
         key = chat_key(source, options)
         roles = _roles(authors, source, options)
         if roles is None:
-            probe = Roles()
-            for author in sorted(authors):
-                probe.direction(author)
-            raise probe.unresolved(source, key)
+            raise unresolved(source, key, authors)
         spool.seek(0)
         yield from _messages(_lines(spool, source), source, key, order, roles, options)
 
