@@ -23,6 +23,7 @@ from chatcrm.events import Event, Invalid
 
 BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
+REFRESH_SLICE = 10000
 
 
 def default_path() -> Path:
@@ -629,8 +630,16 @@ class ImportBatch:
                 for key, i in self.keys.items()
             ),
         )
-        deals = self.store.refresh_chats(self.keys)
-        self.store.refresh_deals(deals)
+        # Re-derive in slices of chat keys and deals, so that memory stays flat however
+        # many chats one import touches.
+        keys = sorted(self.keys)
+        self.keys = {}
+        deals: set[int] = set()
+        for start in range(0, len(keys), REFRESH_SLICE):
+            deals |= self.store.refresh_chats(keys[start : start + REFRESH_SLICE])
+        ordered = sorted(deals)
+        for start in range(0, len(ordered), REFRESH_SLICE):
+            self.store.refresh_deals(ordered[start : start + REFRESH_SLICE])
 
 
 _CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}
