@@ -122,8 +122,6 @@ def ingest(
                 yield importers.read_source(path, fmt, options, progress)
 
     report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
-    for warning in options.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
     for invalid in report.invalid:
         typer.echo(f"skipped {invalid}", err=True)
     what = "would add" if dry_run else "added"

@@ -98,9 +98,6 @@ class Store:
         else:
             self.conn.commit()
 
-    def rollback(self) -> None:
-        self.conn.rollback()
-
     # ----------------------------------------------------------------- reading
 
     def find_deal(self, ref: str) -> dict | None:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import BinaryIO, Callable, Iterator
 
@@ -31,7 +31,6 @@ class ImportOptions:
     tz: tzinfo = UTC
     agents: tuple[str, ...] = ()
     chat: str | None = None  # the chat key, for formats whose file does not name one
-    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int], None]
