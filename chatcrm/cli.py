@@ -127,7 +127,7 @@ def ingest(
     what = "would add" if dry_run else "added"
     names = ", ".join(f"{name} ({fmt_})" for name, fmt_ in report.formats.items())
     typer.echo(
-        f"{what} {report.messages_added} message(s) and {report.events_added} close/complete event(s); "
+        f"{what} {report.messages_added} message(s) and {report.events_added} other event(s); "
         f"{report.present} already present; {len(report.invalid)} invalid — {names}",
         err=True,
     )
@@ -203,10 +203,51 @@ def complete(
     _say(service.complete(_store(db), deal, now=now, activity=activity, force=force).message)
 
 
+@app.command()
+def assign(
+    deal: Deal,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The employee who becomes responsible.")],
+    chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
+    at: At = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Make an employee responsible for the deal's open chat (else its latest one)."""
+    from chatcrm import service
+
+    now = _now(at, tz)
+    _say(service.assign(_store(db), deal, name, now=now, chat=chat).message)
+
+
+def _duration(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    from chatcrm import times
+    from chatcrm.errors import UsageError
+
+    try:
+        return times.parse_duration(value)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}")
+
+
 @app.command("list")
 def list_(
     status: Annotated[Optional[str], typer.Option("--status", metavar="STATUS", help="unread, green or grey.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
+    agent: Annotated[
+        Optional[str], typer.Option("--agent", metavar="NAME", help="Only the deals this employee is responsible for.")
+    ] = None,
+    sla: Annotated[
+        Optional[str],
+        typer.Option(
+            "--sla",
+            metavar="DURATION",
+            help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA).",
+        ),
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="On a terminal: redraw every --interval until Ctrl-C.")] = False,
+    interval: Annotated[str, typer.Option("--interval", metavar="DURATION", help="Time between redraws.")] = "5s",
     fmt: Format = None,
     tz: Tz = None,
     db: Db = None,
@@ -216,8 +257,38 @@ def list_(
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    queue = service.queue(_store(db), now=times.now(), status=status, limit=limit)
-    sys.stdout.write(render.queue_output(queue, fmt, display, render.use_color()))
+    sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
+    every = _duration(interval, "--interval")
+    store = _store(db)
+
+    def draw() -> str:
+        queue = service.queue(store, now=times.now(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
+        return render.queue_output(queue, fmt, display, render.use_color())
+
+    if watch:
+        _watch(draw, every)
+    else:
+        sys.stdout.write(draw())
+
+
+def _watch(draw, every: int) -> None:
+    """Redraw the screen with `draw()` every `every` seconds until interrupted."""
+    import time
+    from datetime import datetime
+
+    from chatcrm.errors import UsageError
+
+    if not sys.stdout.isatty():
+        raise UsageError("--watch redraws a terminal; in scripts run `chatcrm list` in a loop instead")
+    try:
+        while True:
+            text = draw()
+            stamp = datetime.now().strftime("%H:%M:%S")
+            sys.stdout.write(f"\x1b[H\x1b[2J{text}\nupdated {stamp} · every {every}s · Ctrl-C to stop\n")
+            sys.stdout.flush()
+            time.sleep(every)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
 
 
 @app.command()
@@ -245,7 +316,7 @@ def check(db: Db = None) -> None:
     typer.echo(
         f"ok: {store.path}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
         f"{counts['activities']} activities match what {counts['messages']} messages and "
-        f"{counts['chat_events']} close/complete events give"
+        f"{counts['chat_events'] + counts['assignments']} other events give"
     )
 
 

@@ -17,12 +17,14 @@ class MessageFact(NamedTuple):
     seq: int
     direction: str
     id: int
+    author: str = ""
 
 
 class ChatEventFact(NamedTuple):
     at: str
-    kind: str  # "close" | "complete"
-    session: str  # a complete's target session (opened-at), or ""
+    kind: str  # "close" | "complete" | "assign"
+    session: str  # a complete's or an assignment's target session (opened-at), or ""
+    agent: str = ""  # an assignment's employee
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Session:
     last_message_id: int | None = None
     messages: int = 0
     first_response_at: str | None = None
+    first_reply_by: str | None = None  # the author of the session's first agent message
+    assigned_to: str | None = None  # the latest assignment to this session
+    responsible: str | None = None  # see derive_sessions
 
     @property
     def is_open(self) -> bool:
@@ -50,7 +55,7 @@ class Session:
         return self.closed_at is None and self.waiting_since is not None
 
 
-_KIND_ORDER = {"close": 1, "complete": 2}
+_KIND_ORDER = {"close": 1, "complete": 2, "assign": 3}
 
 
 def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventFact]) -> list[Session]:
@@ -58,6 +63,10 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
 
     At one instant, messages come before a close or completion (a message at the same
     instant as the close still belongs to the session), and a close before a completion.
+
+    Each session's responsible employee is the one it was last assigned to, else the
+    author of its first reply, else the previous session's responsible (a client who
+    writes again goes back to the employee who looked after them).
     """
     facts: list[tuple] = [(m.at, 0, m.seq, m) for m in messages]
     facts.extend((e.at, _KIND_ORDER[e.kind], 0, e) for e in events)
@@ -75,6 +84,10 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
                 current.closed_at = at
                 current.waiting_since = None
                 current = None
+        elif rank == 3:
+            target = _complete_target(sessions, fact.session)
+            if target is not None:
+                target.assigned_to = fact.agent
         else:
             target = _complete_target(sessions, fact.session)
             if target is None:
@@ -85,6 +98,10 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
                 current.closed_at = at
                 current.waiting_since = None
                 current = None
+    previous = None
+    for session in sessions:
+        session.responsible = session.assigned_to or session.first_reply_by or previous
+        previous = session.responsible
     return sessions
 
 
@@ -94,6 +111,8 @@ def _add_message(session: Session, message: MessageFact) -> None:
     session.last_message_at = at
     session.last_message_id = message.id
     if message.direction == "agent":
+        if session.first_reply_by is None:
+            session.first_reply_by = message.author
         if session.waiting_since is not None and session.first_response_at is None:
             session.first_response_at = at
         session.waiting_since = None
@@ -103,7 +122,8 @@ def _add_message(session: Session, message: MessageFact) -> None:
 
 
 def _complete_target(sessions: list[Session], opened_at: str) -> Session | None:
-    """A completion's session: the one it names, else the latest opened so far (R7)."""
+    """A completion's (or an assignment's) session: the one it names, else the latest
+    opened so far (R7)."""
     if opened_at:
         for session in reversed(sessions):
             if session.opened_at == opened_at:
@@ -122,6 +142,7 @@ class ChatState:
     completed_at: str | None
     last_message_at: str | None
     last_message_id: int | None
+    responsible: str | None = None
 
 
 STATUS_RANK = {"unread": 0, "green": 1, "grey": 2}
@@ -138,6 +159,7 @@ class DealState:
     last_message_id: int | None = None
     last_event_at: str | None = None
     queue_key: int = 0
+    responsible: str | None = None
 
     @property
     def status_rank(self) -> int:
@@ -145,10 +167,19 @@ class DealState:
 
 
 def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState:
-    """R2, R8, R9 for one deal: status, waiting-since, counters and its place in the queue."""
+    """R2, R8, R9 for one deal: status, waiting-since, counters and its place in the queue.
+
+    Its responsible employee is that of its most recently opened session that has one.
+    """
     state = DealState()
     last_events: list[str] = [created_at] if created_at else []
+    latest_responsible: tuple[str, str] | None = None  # (opened at, name): the latest wins
     for chat in chats:
+        if chat.responsible is not None and (
+            latest_responsible is None or (chat.opened_at, chat.responsible) > latest_responsible
+        ):
+            latest_responsible = (chat.opened_at, chat.responsible)
+            state.responsible = chat.responsible
         if chat.closed_at is None:
             state.open_chats += 1
             if chat.waiting_since is not None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("message", "close", "complete")
+KINDS = ("message", "close", "complete", "assign")
 DIRECTIONS = ("client", "agent")
 
 
 @dataclass(slots=True)
 class Event:
-    """One fact: a message, a close or a completion of a chat key.
+    """One fact: a message, a close, a completion or an assignment of a chat key.
 
     `at` is stored time text (see chatcrm.times). `source`/`line` say where it was read,
     for error messages.
@@ -27,7 +27,8 @@ class Event:
     contact: str | None = None
     deal: str | None = None
     title: str | None = None
-    session: str | None = None  # a complete event's target session (its opened-at)
+    session: str | None = None  # a complete's or an assign's target session (its opened-at)
+    agent: str | None = None  # an assign event's employee
     source: str = ""
     line: int = 0
 

@@ -28,6 +28,8 @@ LIST_FIELDS = (
     "status",
     "waiting_since",
     "waiting_seconds",
+    "overdue",
+    "responsible",
     "open_chats",
     "active_activities",
     "last_message_at",
@@ -52,6 +54,7 @@ TIMELINE_FIELDS = (
     "direction",
     "author",
     "text",
+    "agent",
 )
 
 
@@ -153,6 +156,10 @@ def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
     for row in queue.rows:
         status = row["status"]
         waiting = times.duration(row["waiting_seconds"]) if row["waiting_seconds"] is not None else ""
+        if waiting and row.get("overdue"):
+            waiting = paint(waiting + " !", "unread", color)
+        elif waiting:
+            waiting = paint(waiting, "yellow" if queue.sla_seconds is not None else "unread", color)
         preview = ""
         if row["last_message_at"]:
             who = "client" if row["last_message_direction"] == "client" else "agent"
@@ -162,14 +169,15 @@ def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
                 row["deal_id"],
                 paint(STATUS_LABEL[status], status, color),
                 safe(row["title"], single_line=True, width=32),
-                paint(waiting, "unread", color) if waiting else "",
+                waiting,
+                safe(row["responsible"], single_line=True, width=16),
                 row["open_chats"],
                 row["active_activities"],
                 times.display(row["last_message_at"], tz),
                 preview,
             ]
         )
-    headers = ["ID", "STATUS", "DEAL", "WAITING", "OPEN", "ACTIVE", "LAST AT", "LAST MESSAGE"]
+    headers = ["ID", "STATUS", "DEAL", "WAITING", "AGENT", "OPEN", "ACTIVE", "LAST AT", "LAST MESSAGE"]
     return table(rows, headers, fmt) + summary_line(queue, color) + "\n"
 
 
@@ -180,7 +188,12 @@ def summary_line(queue, color: bool) -> str:
         paint(f"{counts['green']} green", "green", color),
         paint(f"{counts['grey']} grey", "grey", color),
     ]
+    if queue.sla_seconds is not None:
+        sla = times.duration(queue.sla_seconds)
+        parts.append(paint(f"{queue.overdue} over the {sla} SLA", "unread", color and queue.overdue > 0))
     line = " · ".join(parts)
+    if queue.agent is not None:
+        line = f"{safe(queue.agent, single_line=True)}: {line}"
     if len(queue.rows) < queue.total:
         line += f" (showing {len(queue.rows)} of {queue.total} deals)"
     return line
@@ -196,6 +209,7 @@ _KIND_LABEL = {
     "message": "message",
     "chat_closed": "chat closed",
     "activity_completed": "activity completed",
+    "assigned": "assigned",
 }
 _STATE_LABEL = {"unread": "Unread", "active": "active (yellow)", "completed": "completed (white)"}
 _STATE_STYLE = {"unread": "unread", "active": "yellow", "completed": "dim"}
@@ -223,6 +237,8 @@ def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None
             arrow = "←" if entry["direction"] == "client" else "→"
             who = f"{arrow} {safe(entry['author'], single_line=True)}"
             detail = safe(entry["text"])
+        elif kind == "assigned":
+            detail = f"to {safe(entry['agent'], single_line=True)}"
         rows.append(
             [
                 times.display(entry["at"], tz),
@@ -244,7 +260,8 @@ def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
     else:
         line += paint(f"{status} counter", status, color)
     counters = f"{deal['open_chats']} open chat(s), {deal['active_activities']} active activit{'y' if deal['active_activities'] == 1 else 'ies'}"
-    return f"{line} · {counters}\n\n"
+    responsible = f" · responsible {safe(deal['responsible'], single_line=True)}" if deal.get("responsible") else ""
+    return f"{line} · {counters}{responsible}\n\n"
 
 
 # ------------------------------------------------------------------ progress

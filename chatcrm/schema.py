@@ -4,6 +4,9 @@ Facts: `messages`, `chat_events` (closes and completions) and `chat_keys` (which
 chat key belongs to, and what its events said of the client). Derived, recomputed from
 the facts on every write and checked by `chatcrm check`: `chats`, `activities`,
 `contacts`, and the state columns of `deals`. The `queue` view is the order of R9.
+
+Migrations only add: each one is kept as it shipped, and `open_store` re-derives every
+state from the facts after applying any, in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,6 +14,31 @@ from __future__ import annotations
 from sqlite_utils import Migrations
 
 migrations = Migrations("chatcrm")
+
+# The queue as the first schema defined it; a migration never changes.
+_QUEUE_VIEW_M001 = """
+CREATE VIEW queue AS
+SELECT
+    d.id AS deal_id,
+    d.key AS deal_key,
+    d.title AS title,
+    c.name AS contact,
+    c.channel AS channel,
+    d.status AS status,
+    d.waiting_since AS waiting_since,
+    d.open_chats AS open_chats,
+    d.active_activities AS active_activities,
+    d.last_message_at AS last_message_at,
+    m.text AS last_message,
+    m.direction AS last_message_direction,
+    d.oldest_active_at AS oldest_active_at,
+    d.last_event_at AS last_event_at,
+    d.created_at AS created_at
+FROM deals d
+LEFT JOIN contacts c ON c.id = d.contact_id
+LEFT JOIN messages m ON m.id = d.last_message_id
+ORDER BY d.status_rank, d.queue_key, d.id
+"""
 
 QUEUE_VIEW = """
 CREATE VIEW queue AS
@@ -27,6 +55,7 @@ SELECT
     d.last_message_at AS last_message_at,
     m.text AS last_message,
     m.direction AS last_message_direction,
+    d.responsible AS responsible,
     d.oldest_active_at AS oldest_active_at,
     d.last_event_at AS last_event_at,
     d.created_at AS created_at
@@ -121,4 +150,28 @@ def m001_initial(db) -> None:
         CREATE INDEX activities_deal ON activities (deal_id);
         """
     )
-    db.execute(QUEUE_VIEW)
+    db.execute(_QUEUE_VIEW_M001)
+
+
+@migrations()
+def m002_assignments(db) -> None:
+    """Responsible employees: assignments are facts; chats and deals derive theirs."""
+    # One statement at a time: executescript() would commit the upgrade's transaction.
+    for statement in (
+        """
+        CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY,
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            at TEXT NOT NULL,
+            session TEXT NOT NULL DEFAULT '',
+            agent TEXT NOT NULL,
+            UNIQUE (chat_key, at, session, agent)
+        )
+        """,
+        "ALTER TABLE chats ADD COLUMN responsible TEXT",
+        "ALTER TABLE deals ADD COLUMN responsible TEXT",
+        "CREATE INDEX deals_responsible_queue ON deals (responsible, status_rank, queue_key, id)",
+        "DROP VIEW queue",
+        QUEUE_VIEW,
+    ):
+        db.execute(statement)

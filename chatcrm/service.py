@@ -225,6 +225,29 @@ def complete(
     return Outcome(f"deal {deal['deal_id']}: completed activity {target['activity_id']}{closed} at {now}")
 
 
+def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | None = None) -> Outcome:
+    """Make `agent` responsible for the deal's open chat (else its latest chat)."""
+    agent = agent.strip()
+    if not agent:
+        raise UsageError("the employee's name is empty")
+    with store.write():
+        deal = find_deal(store, deal_ref)
+        chats = store.deal_chats(deal["deal_id"])
+        target = _pick_chat(deal, chats, chat)
+        if target is None:
+            if not chats:
+                raise Refused(f"deal {deal['deal_id']} has no chat to assign")
+            target = chats[-1]
+        if target["responsible"] == agent:
+            return Outcome(
+                f"chat {target['chat_id']} of deal {deal['deal_id']} is already {agent}'s; nothing changed", changed=False
+            )
+        _not_before(now, target, "assign")
+        event = Event("assign", target["chat_key"], now, session=target["opened_at"], agent=agent, source="assign")
+        _record(store, [event])
+    return Outcome(f"deal {deal['deal_id']}: chat {target['chat_id']} ({target['chat_key']}) assigned to {agent} at {now}")
+
+
 # ------------------------------------------------------------------ reading
 
 
@@ -233,24 +256,58 @@ class Queue:
     rows: list[dict]
     counts: dict[str, int]
     now: str
+    agent: str | None = None
+    sla_seconds: int | None = None
+    overdue: int = 0  # unread deals (of `agent`) waiting longer than the SLA, shown or not
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
 
-def queue(store: Store, *, now: str, status: str | None = None, limit: int | None = None) -> Queue:
-    """R9: the deals in queue order, with each group's count."""
+def queue(
+    store: Store,
+    *,
+    now: str,
+    status: str | None = None,
+    limit: int | None = None,
+    agent: str | None = None,
+    sla_seconds: int | None = None,
+) -> Queue:
+    """R9: the deals in queue order, with each group's count.
+
+    `agent` keeps the deals that employee is responsible for; `sla_seconds` marks the
+    deals whose client has waited longer than that as overdue.
+    """
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r} (use unread, green or grey)")
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
-    rows = store.queue(status, limit)
+    if agent is not None:
+        agent = agent.strip()
+        if not store.is_employee(agent):
+            raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
+    rows = store.queue(status, limit, agent)
     now_epoch = times.epoch(now)
     for row in rows:
         since = row["waiting_since"]
         row["waiting_seconds"] = max(0, now_epoch - times.epoch(since)) if since else None
-    return Queue(rows, store.queue_counts(), now)
+        row["overdue"] = None if sla_seconds is None else (row["waiting_seconds"] or 0) > sla_seconds
+    overdue = store.count_waiting_before(now_epoch - sla_seconds, agent) if sla_seconds is not None else 0
+    return Queue(rows, store.queue_counts(agent), now, agent, sla_seconds, overdue)
+
+
+def _known_employees(store: Store, name: str) -> str:
+    import difflib
+
+    names = store.employees()
+    if not names:
+        return " (nobody has replied or been assigned yet)"
+    close = [n for n in names if n.casefold() == name.casefold()] or difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return f" (employees: {shown})"
 
 
 _TIMELINE_ORDER = {
@@ -260,6 +317,7 @@ _TIMELINE_ORDER = {
     "message": 3,
     "chat_closed": 4,
     "activity_completed": 5,
+    "assigned": 6,
 }
 
 
@@ -301,6 +359,12 @@ def timeline(store: Store, deal_ref: str) -> tuple[dict, list[dict]]:
         add(message["sent_at"], "message", order, chat_id=chat and chat["chat_id"],
             activity_id=chat and chat["activity_id"], direction=message["direction"],
             author=message["author"], text=message["text"])
+    for assignment in store.deal_assignments(deal["deal_id"]):
+        sessions = sessions_by_key.get(assignment["chat_key"], [])
+        named = [s for s in sessions if s[0] == assignment["session"]]
+        order, chat = (named[0][1], named[0][2]) if named else _session_of(sessions, assignment["at"])
+        add(assignment["at"], "assigned", order, chat_id=chat and chat["chat_id"],
+            activity_id=chat and chat["activity_id"], agent=assignment["agent"])
     entries.sort(key=lambda e: e[0])
     return deal, [entry for _, entry in entries]
 

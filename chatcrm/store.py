@@ -65,12 +65,24 @@ def open_store(path: str | os.PathLike | None = None) -> "Store":
         conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: imports touch indexes all over
         db = sqlite_utils.Database(conn, execute_plugins=False)
         store = Store(db, target)
-        if migrations.pending(db):
-            with store.write():
-                migrations.apply(db)
+        pending = migrations.pending(db)
     except sqlite3.DatabaseError as error:
         conn.close()
         raise ChatcrmError(f"{target} is not a usable chatcrm database: {error}")
+    if pending:
+        try:
+            with store.write():
+                upgrade = bool(migrations.applied(db))
+                migrations.apply(db)
+                if upgrade:
+                    # A new schema may derive more from the same facts: derive it all again.
+                    store.refresh_all()
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise ChatcrmError(f"cannot bring {target} to the current schema: {error}; it is unchanged")
+        except BaseException:
+            conn.close()
+            raise
     return store
 
 
@@ -114,7 +126,7 @@ class Store:
         return self._all(
             """
             SELECT c.id AS chat_id, c.chat_key, k.channel, c.opened_at, c.opened_by, c.closed_at,
-                   c.waiting_since, c.first_response_at, c.last_message_at, c.messages,
+                   c.waiting_since, c.first_response_at, c.last_message_at, c.messages, c.responsible,
                    a.id AS activity_id, a.created_at AS activity_created_at, a.completed_at
             FROM chats c JOIN activities a ON a.chat_id = c.id JOIN chat_keys k ON k.key = c.chat_key
             WHERE c.deal_id = ?
@@ -134,6 +146,17 @@ class Store:
             [deal_id],
         )
 
+    def deal_assignments(self, deal_id: int) -> list[dict]:
+        return self._all(
+            """
+            SELECT a.chat_key, a.at, a.session, a.agent
+            FROM chat_keys k JOIN assignments a ON a.chat_key = k.key
+            WHERE k.deal_id = ?
+            ORDER BY a.at, a.agent
+            """,
+            [deal_id],
+        )
+
     def count_messages(self, chat_key: str, uid_prefix: str) -> int:
         row = self.conn.execute(
             "SELECT count(*) FROM messages WHERE chat_key = ? AND uid >= ? AND uid < ?",
@@ -141,22 +164,56 @@ class Store:
         ).fetchone()
         return row[0]
 
-    def queue(self, status: str | None = None, limit: int | None = None) -> list[dict]:
+    def queue(self, status: str | None = None, limit: int | None = None, agent: str | None = None) -> list[dict]:
         sql = "SELECT * FROM queue"
-        params: list = []
-        if status:
-            sql += " WHERE status = ?"
-            params.append(status)
+        where, params = _queue_filter(status=status, agent=agent)
+        if where:
+            sql += " WHERE " + where
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         return self._all(sql, params)
 
-    def queue_counts(self) -> dict[str, int]:
+    def queue_counts(self, agent: str | None = None) -> dict[str, int]:
         counts = {"unread": 0, "green": 0, "grey": 0}
-        for rank, count in self.conn.execute("SELECT status_rank, count(*) FROM deals GROUP BY status_rank"):
+        sql = "SELECT status_rank, count(*) FROM deals"
+        where, params = _queue_filter(agent=agent)
+        if where:
+            sql += " WHERE " + where.replace("responsible", "deals.responsible")
+        for rank, count in self.conn.execute(sql + " GROUP BY status_rank", params):
             counts[("unread", "green", "grey")[rank]] = count
         return counts
+
+    def count_waiting_before(self, epoch: int, agent: str | None = None) -> int:
+        """Unread deals whose client has waited since before `epoch` (an unread deal's
+        queue key is its waiting-since), through the queue indexes."""
+        sql = "SELECT count(*) FROM deals WHERE status_rank = 0 AND queue_key < ?"
+        params: list = [epoch]
+        if agent is not None:
+            sql += " AND responsible = ?"
+            params.append(agent)
+        return self.conn.execute(sql, params).fetchone()[0]
+
+    def is_employee(self, name: str) -> bool:
+        """Whether anyone of that name has replied, been assigned or been responsible."""
+        return any(
+            self.conn.execute(sql, [name]).fetchone()
+            for sql in (
+                "SELECT 1 FROM deals WHERE responsible = ? LIMIT 1",
+                "SELECT 1 FROM assignments WHERE agent = ? LIMIT 1",
+                "SELECT 1 FROM messages WHERE author = ? AND direction = 'agent' LIMIT 1",
+            )
+        )
+
+    def employees(self) -> list[str]:
+        """Every employee's name: those responsible for a session or assigned one."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments "
+                "ORDER BY 1"
+            )
+        ]
 
     def _one(self, sql: str, params: Iterable = ()) -> dict | None:
         rows = self._all(sql, params)
@@ -190,22 +247,24 @@ class Store:
         conn = self.conn
         messages = groupby(
             conn.execute(
-                "SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id FROM temp.touched_keys t "
+                "SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id, m.author FROM temp.touched_keys t "
                 "CROSS JOIN messages m ON m.chat_key = t.v ORDER BY t.v"
             ),
             key=lambda r: r[0],
         )
         events = groupby(
             conn.execute(
-                "SELECT e.chat_key, e.at, e.kind, e.session FROM temp.touched_keys t "
-                "CROSS JOIN chat_events e ON e.chat_key = t.v ORDER BY t.v"
+                "SELECT e.chat_key, e.at, e.kind, e.session, '' FROM temp.touched_keys t "
+                "CROSS JOIN chat_events e ON e.chat_key = t.v "
+                "UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent FROM temp.touched_keys t "
+                "CROSS JOIN assignments a ON a.chat_key = t.v ORDER BY 1"
             ),
             key=lambda r: r[0],
         )
         stored = groupby(
             conn.execute(
                 "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
-                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, "
+                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
                 "a.id, a.created_at, a.completed_at "
                 "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
                 "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
@@ -226,8 +285,8 @@ class Store:
         for key, deal_id in keys:
             deals.add(deal_id)
             sessions = derive.derive_sessions(
-                (derive.MessageFact(r[1], r[2], r[3], r[4]) for r in next_message.take(key)),
-                (derive.ChatEventFact(r[1], r[2], r[3]) for r in next_event.take(key)),
+                (derive.MessageFact(*r[1:]) for r in next_message.take(key)),
+                (derive.ChatEventFact(*r[1:]) for r in next_event.take(key)),
             )
             existing = list(next_stored.take(key))
             for session, row in _match_sessions(sessions, existing, deletes):
@@ -235,16 +294,17 @@ class Store:
                 if row is None:
                     inserts.append((session.opened_at, key, deal_id, values, session))
                     continue
-                if tuple(row[2:10]) != values:
+                if tuple(row[2:11]) != values:
                     updates.append((*values, row[1]))
-                if (row[11], row[12]) != (session.opened_at, session.completed_at):
-                    activity_updates.append((session.opened_at, session.completed_at, row[10]))
+                if (row[12], row[13]) != (session.opened_at, session.completed_at):
+                    activity_updates.append((session.opened_at, session.completed_at, row[11]))
         if deletes:
             conn.executemany("DELETE FROM activities WHERE chat_id = ?", deletes)
             conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
         conn.executemany(
             "UPDATE chats SET opened_at = ?, opened_by = ?, closed_at = ?, waiting_since = ?, "
-            "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ? WHERE id = ?",
+            "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ?, responsible = ? "
+            "WHERE id = ?",
             updates,
         )
         conn.executemany("UPDATE activities SET created_at = ?, completed_at = ? WHERE id = ?", activity_updates)
@@ -258,7 +318,8 @@ class Store:
                 activity_rows.append((activity_id + offset, chat_id + offset, deal_id, session.opened_at, session.completed_at))
             conn.executemany(
                 "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
-                "first_response_at, last_message_id, last_message_at, messages) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "first_response_at, last_message_id, last_message_at, messages, responsible) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 chat_rows,
             )
             conn.executemany(
@@ -267,6 +328,23 @@ class Store:
             )
         return deals
 
+    def refresh(self, chat_keys: list[str], deal_ids: Iterable[int] = ()) -> None:
+        """Re-derive these chat keys, and then their deals and `deal_ids`.
+
+        In slices of chat keys and deals, so that memory stays flat however many chats
+        one import touches.
+        """
+        deals = set(deal_ids)
+        for start in range(0, len(chat_keys), REFRESH_SLICE):
+            deals |= self.refresh_chats(chat_keys[start : start + REFRESH_SLICE])
+        ordered = sorted(deals)
+        for start in range(0, len(ordered), REFRESH_SLICE):
+            self.refresh_deals(ordered[start : start + REFRESH_SLICE])
+
+    def refresh_all(self) -> None:
+        keys = [row[0] for row in self.conn.execute("SELECT key FROM chat_keys ORDER BY key")]
+        self.refresh(keys, (row[0] for row in self.conn.execute("SELECT id FROM deals")))
+
     def refresh_deals(self, deal_ids: Iterable[int]) -> None:
         """Re-derive the deals' contact, title, created-at, status and queue place."""
         self._fill_temp("touched_deals", "INTEGER", deal_ids)
@@ -274,7 +352,7 @@ class Store:
         chats = groupby(
             conn.execute(
                 "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "
-                "c.last_message_at, c.last_message_id FROM temp.touched_deals t "
+                "c.last_message_at, c.last_message_id, c.responsible FROM temp.touched_deals t "
                 "CROSS JOIN chats c ON c.deal_id = t.v JOIN activities a ON a.chat_id = c.id ORDER BY t.v"
             ),
             key=lambda r: r[0],
@@ -300,7 +378,7 @@ class Store:
         conn.executemany(
             "UPDATE deals SET title = ?, contact_id = ?, created_at = ?, status = ?, status_rank = ?, "
             "queue_key = ?, waiting_since = ?, oldest_active_at = ?, open_chats = ?, active_activities = ?, "
-            "last_message_id = ?, last_message_at = ?, last_event_at = ? WHERE id = ?",
+            "last_message_id = ?, last_message_at = ?, last_event_at = ?, responsible = ? WHERE id = ?",
             (
                 (
                     p.title,
@@ -316,6 +394,7 @@ class Store:
                     s.last_message_id,
                     s.last_message_at,
                     s.last_event_at,
+                    s.responsible,
                     deal_id,
                 )
                 for p, s, deal_id in rows
@@ -352,10 +431,10 @@ class Store:
                 self.conn.execute(
                     "UPDATE deals SET status = 'grey', status_rank = 2, queue_key = 0, waiting_since = NULL, "
                     "oldest_active_at = NULL, open_chats = 0, active_activities = 0, last_message_id = NULL, "
-                    "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL"
+                    "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL, "
+                    "responsible = NULL"
                 )
-                keys = [row[0] for row in self.conn.execute("SELECT key FROM chat_keys")]
-                self.refresh_deals(self.refresh_chats(keys) | {r[0] for r in self.conn.execute("SELECT id FROM deals")})
+                self.refresh_all()
                 expected = self._derived_snapshot()
             finally:
                 self.conn.execute("ROLLBACK TO recompute")
@@ -378,7 +457,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {
             table: self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("deals", "chats", "activities", "messages", "chat_events")
+            for table in ("deals", "chats", "activities", "messages", "chat_events", "assignments")
         }
 
     def _derived_snapshot(self) -> dict[str, dict]:
@@ -387,14 +466,14 @@ class Store:
             for row in self._all(
                 "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
                 "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
-                "d.last_event_at FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id"
+                "d.last_event_at, d.responsible FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id"
             )
         }
         chats = {
             (row.pop("chat_key"), row.pop("opened_at")): row
             for row in self._all(
                 "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
-                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, "
+                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
                 "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
                 "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id"
             )
@@ -402,6 +481,17 @@ class Store:
         for row in deals.values():
             row.pop("key")
         return {"deal": deals, "chat": chats}
+
+
+def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[str, list]:
+    clauses, params = [], []
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if agent is not None:
+        clauses.append("responsible = ?")
+        params.append(agent)
+    return " AND ".join(clauses), params
 
 
 def _chat_values(session: derive.Session) -> tuple:
@@ -414,6 +504,7 @@ def _chat_values(session: derive.Session) -> tuple:
         session.last_message_id,
         session.last_message_at,
         session.messages,
+        session.responsible,
     )
 
 
@@ -501,6 +592,7 @@ class ImportBatch:
         self._occurrences: dict[tuple[str, str], int] = {}
         self._message_rows: list[tuple] = []
         self._event_rows: list[tuple] = []
+        self._assignment_rows: list[tuple] = []
         store.conn.execute("PRAGMA defer_foreign_keys=ON")
 
     def add(self, event: Event) -> None:
@@ -541,6 +633,8 @@ class ImportBatch:
             )
             if len(self._message_rows) >= FLUSH_EVERY:
                 self._flush()
+        elif event.type == "assign":
+            self._assignment_rows.append((event.chat, at, event.session or "", event.agent))
         else:
             self._event_rows.append((event.chat, event.type, at, event.session or ""))
 
@@ -579,6 +673,14 @@ class ImportBatch:
             self.events_added += cursor.rowcount
             self.present += len(self._event_rows) - cursor.rowcount
             self._event_rows = []
+        if self._assignment_rows:
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO assignments (chat_key, at, session, agent) VALUES (?,?,?,?)",
+                self._assignment_rows,
+            )
+            self.events_added += cursor.rowcount
+            self.present += len(self._assignment_rows) - cursor.rowcount
+            self._assignment_rows = []
 
     def finish(self) -> None:
         """Bind new chat keys to deals, save what the events said, re-derive the states."""
@@ -627,16 +729,9 @@ class ImportBatch:
                 for key, i in self.keys.items()
             ),
         )
-        # Re-derive in slices of chat keys and deals, so that memory stays flat however
-        # many chats one import touches.
         keys = sorted(self.keys)
         self.keys = {}
-        deals: set[int] = set()
-        for start in range(0, len(keys), REFRESH_SLICE):
-            deals |= self.store.refresh_chats(keys[start : start + REFRESH_SLICE])
-        ordered = sorted(deals)
-        for start in range(0, len(ordered), REFRESH_SLICE):
-            self.store.refresh_deals(ordered[start : start + REFRESH_SLICE])
+        self.store.refresh(keys)
 
 
 _CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}

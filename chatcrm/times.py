@@ -109,3 +109,48 @@ def duration(seconds: int) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
+
+
+_DURATION_PART = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_ISO_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?\Z", re.IGNORECASE)
+
+
+def parse_duration(value: str) -> int:
+    """`15m`, `1h30m`, `2d`, `90s`, `1w` (or ISO 8601 `PT15M`) as seconds; raises ValueError."""
+    text = value.strip()
+    iso = _ISO_DURATION.match(text)
+    if iso and any(iso.groups()) and not text.upper().endswith("T"):
+        days, hours, minutes, seconds = (int(g or 0) for g in iso.groups())
+        total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    else:
+        compact = text.replace(" ", "")
+        parts = _DURATION_PART.findall(compact)
+        if not parts or "".join(n + u for n, u in parts) != compact:
+            raise ValueError(f"unreadable duration {value!r} (use e.g. 90s, 15m, 1h30m, 2d)")
+        total = sum(int(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+    if total <= 0:
+        raise ValueError(f"duration {value!r} must be longer than zero")
+    return total
+
+
+_DATE_ONLY = re.compile(r"\d{4}-\d\d-\d\d\Z")
+
+
+def parse_moment(value: str, tz: tzinfo, now_text: str) -> str:
+    """A period bound: an ISO 8601 time, a date (its midnight in `tz`), or a duration
+    meaning that long before `now_text` (`7d`). Raises ValueError."""
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        try:
+            day = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"unreadable date {value!r}") from None
+        return stored(day.replace(tzinfo=tz))
+    if _HAS_TIME.match(text):
+        return parse(text, tz)
+    try:
+        return from_epoch(epoch(now_text) - parse_duration(text))
+    except ValueError:
+        raise ValueError(f"unreadable time {value!r} (use a date 2026-11-24, a time 2026-11-24T09:00, or 7d for "
+                         "seven days ago)") from None

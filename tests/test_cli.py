@@ -59,16 +59,16 @@ SMALL = [
 ]
 
 GOLDEN_LIST = """\
-ID    STATUS    DEAL                  WAITING    OPEN    ACTIVE    LAST AT           LAST MESSAGE
-----  --------  --------------------  ---------  ------  --------  ----------------  ---------------------------------
-3     UNREAD    Marta (whatsapp)      1h 00m     1       1         2026-11-24 10:00  client: Hola ⏎ mi pedido no llega
-2     green     Ana Pérez (telegram)             1       1         2026-11-24 09:20  agent: Sí, la tenemos.
-1     grey      Jorge (webchat)                  0       0         2026-11-24 08:00  client: Gracias
+ID    STATUS    DEAL                  WAITING    AGENT    OPEN    ACTIVE    LAST AT           LAST MESSAGE
+----  --------  --------------------  ---------  -------  ------  --------  ----------------  ---------------------------------
+3     UNREAD    Marta (whatsapp)      1h 00m              1       1         2026-11-24 10:00  client: Hola ⏎ mi pedido no llega
+2     green     Ana Pérez (telegram)             Luis     1       1         2026-11-24 09:20  agent: Sí, la tenemos.
+1     grey      Jorge (webchat)                           0       0         2026-11-24 08:00  client: Gracias
 1 unread · 1 green · 1 grey
 """
 
 GOLDEN_TIMELINE = """\
-Deal 2 · Ana Pérez (telegram) · key tg:1 · green counter · 1 open chat(s), 1 active activity
+Deal 2 · Ana Pérez (telegram) · key tg:1 · green counter · 1 open chat(s), 1 active activity · responsible Luis
 
 TIME              EVENT             CHAT    ACTIVITY    FROM         DETAIL
 ----------------  ----------------  ------  ----------  -----------  --------------------------
@@ -108,6 +108,8 @@ def test_list_json_is_exact(small):
         "status": "unread",
         "waiting_since": "2026-11-24T10:00:00Z",
         "waiting_seconds": 3600,
+        "overdue": None,
+        "responsible": None,
         "open_chats": 1,
         "active_activities": 1,
         "last_message_at": "2026-11-24T10:00:00Z",

@@ -3,6 +3,8 @@
 import re
 import shlex
 
+import pytest
+
 from chatcrm.cli import app
 from tests.helpers import ROOT, run
 
@@ -16,14 +18,23 @@ def test_every_command_has_a_readme_section():
         assert f"### `chatcrm {name}" in README, name
 
 
-def test_the_quick_start_transcript_is_what_chatcrm_prints(monkeypatch, tmp_path):
-    block = README.split("```console\n", 1)[1].split("```", 1)[0]
+TRANSCRIPTS = [
+    block.split("```", 1)[0] for block in README.split("```console\n")[1:] if block.startswith("$ export ")
+]
+
+
+def test_the_readme_has_its_transcripts():
+    assert len(TRANSCRIPTS) >= 2
+
+
+@pytest.mark.parametrize("block", TRANSCRIPTS, ids=[f"transcript-{n}" for n in range(1, len(TRANSCRIPTS) + 1)])
+def test_each_transcript_is_what_chatcrm_prints(block, monkeypatch, tmp_path):
+    """Every README transcript that starts with `$ export` runs again on a new database."""
     setup, _, session = block.partition("\n$ chatcrm")
     for name, value in re.findall(r"(\w+)=(\S+)", setup):
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(ROOT)
     steps = ("$ chatcrm" + session).split("\n$ ")
-    assert len(steps) >= 8
     for step in steps:
         command, _, expected = step.removeprefix("$ ").partition("\n")
         args = shlex.split(command)[1:]

@@ -14,7 +14,7 @@ from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
 
 MAX_LINE = 64 << 20
-FIELDS = ("type", "id", "chat", "channel", "contact", "deal", "title", "from", "author", "text", "at", "session")
+FIELDS = ("type", "id", "chat", "channel", "contact", "deal", "title", "from", "author", "text", "at", "session", "agent")
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
 
@@ -114,7 +114,7 @@ def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
     try:
         kind = _string(record, "type", "message") or "message"
         if kind not in KINDS:
-            return Invalid(source, line, f"unknown type {kind!r} (use message, close or complete)")
+            return Invalid(source, line, f"unknown type {kind!r} (use message, close, complete or assign)")
         chat = _string(record, "chat", numbers=True)
         if not chat or not chat.strip():
             return Invalid(source, line, "missing 'chat'")
@@ -128,13 +128,17 @@ def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
         if extra["deal"] is not None and not extra["deal"].strip():
             return Invalid(source, line, "'deal' is empty")
         if kind != "message":
-            session = None
-            if kind == "complete" and record.get("session") not in (None, ""):
+            session = agent = None
+            if kind != "close" and record.get("session") not in (None, ""):
                 try:
                     session = times.parse(record["session"], tz)
                 except ValueError as error:
                     return Invalid(source, line, f"'session': {error}")
-            return Event(kind, chat, at, source=source, line=line, session=session, **extra)
+            if kind == "assign":
+                agent = _string(record, "agent")
+                if agent is None or not agent.strip():
+                    return Invalid(source, line, "missing 'agent' (the employee the chat is assigned to)")
+            return Event(kind, chat, at, source=source, line=line, session=session, agent=agent, **extra)
         direction = _string(record, "from")
         if direction is None:
             return Invalid(source, line, "missing 'from' (client or agent)")

@@ -1,0 +1,131 @@
+"""An older database is upgraded in place with nothing lost; a failed upgrade changes nothing.
+
+`tests/fixtures/schema-m001.db` was made by the first released schema (m001_initial):
+the sample day imported, then a reply and a close, with CHATCRM_NOW fixed.
+"""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chatcrm import schema
+from chatcrm.store import open_store
+from tests.helpers import run
+
+OLD = Path(__file__).parent / "fixtures" / "schema-m001.db"
+FACTS = {
+    "messages": "SELECT id, chat_key, uid, direction, author, text, sent_at, seq FROM messages ORDER BY id",
+    "chat_events": "SELECT id, chat_key, kind, at, session FROM chat_events ORDER BY id",
+    "chat_keys": "SELECT * FROM chat_keys ORDER BY key",
+    "deals": "SELECT id, key, title, contact_id, created_at, status, waiting_since, open_chats, active_activities "
+    "FROM deals ORDER BY id",
+    "chats": "SELECT id, chat_key, deal_id, opened_at, closed_at, waiting_since FROM chats ORDER BY id",
+    "activities": "SELECT * FROM activities ORDER BY id",
+}
+
+
+def read(path: Path, sql: str):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def migrations_of(path: Path) -> list[str]:
+    return [row[0] for row in read(path, "SELECT name FROM _sqlite_migrations ORDER BY id")]
+
+
+def dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def old_db(tmp_path) -> Path:
+    path = tmp_path / "old.db"
+    shutil.copyfile(OLD, path)
+    assert migrations_of(path) == ["m001_initial"]
+    return path
+
+
+def test_an_m001_database_is_upgraded_in_place_with_nothing_lost(old_db):
+    before = {table: read(old_db, sql) for table, sql in FACTS.items()}
+    assert len(before["messages"]) == 24 and len(before["chat_events"]) == 6
+
+    store = open_store(old_db)
+    try:
+        assert store.check() == []
+    finally:
+        store.close()
+
+    assert migrations_of(old_db) == ["m001_initial", "m002_assignments"]
+    for table, sql in FACTS.items():
+        assert read(old_db, sql) == before[table], table
+    # What the new schema derives from the old facts: each chat's responsible employee.
+    responsible = dict(read(old_db, "SELECT key, responsible FROM deals"))
+    assert responsible["wa:34600111222"] == "Luis"  # the reply recorded before the upgrade
+    assert responsible["tg:5550001"] == "Luis" and responsible["wa:34611222333"] == "Elena"
+
+
+def test_the_upgraded_database_keeps_working_through_the_commands(old_db, monkeypatch):
+    monkeypatch.setenv("CHATCRM_DB", str(old_db))
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T18:30:00Z")
+    rows = run("list", "--format", "json").json()
+    assert [r["deal_id"] for r in rows] == [6, 8, 2, 3, 4, 5, 7, 1]
+    assert run("assign", "8", "Marta").code == 0
+    assert [r["deal_id"] for r in run("list", "--agent", "Marta", "--format", "json").json()] == [8]
+    assert run("check").code == 0
+
+
+def test_a_failed_upgrade_leaves_the_old_database_intact(old_db, monkeypatch):
+    before = dump(old_db)
+
+    # m002 runs all its statements, then the upgrade fails part-way.
+    with monkeypatch.context() as patch:
+        patch.setattr(schema.migrations, "_migrations", _failing_upgrade(RuntimeError("disk on fire")))
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            open_store(old_db)
+
+    assert dump(old_db) == before
+    assert migrations_of(old_db) == ["m001_initial"]
+    # Once the cause is gone, the same file upgrades normally.
+    store = open_store(old_db)
+    try:
+        assert store.check() == []
+    finally:
+        store.close()
+    assert migrations_of(old_db) == ["m001_initial", "m002_assignments"]
+
+
+def _failing_upgrade(error: BaseException):
+    def broken(db):
+        schema.m002_assignments(db)
+        raise error
+
+    return [
+        schema.migrations._Migration(m.name, broken if m.name == "m002_assignments" else m.fn, m.transactional)
+        for m in schema.migrations._migrations
+    ]
+
+
+def test_a_failed_upgrade_through_the_cli_is_one_line_and_changes_nothing(old_db, monkeypatch):
+    before = dump(old_db)
+    monkeypatch.setenv("CHATCRM_DB", str(old_db))
+    monkeypatch.setattr(schema.migrations, "_migrations", _failing_upgrade(sqlite3.OperationalError("database or disk is full")))
+    result = run("list")
+    assert result.code == 1
+    assert result.err == f"Error: cannot bring {old_db} to the current schema: database or disk is full; it is unchanged\n"
+    assert result.out == ""
+    assert dump(old_db) == before
+
+
+def test_a_new_database_gets_every_migration(tmp_path):
+    store = open_store(tmp_path / "new.db")
+    store.close()
+    assert migrations_of(tmp_path / "new.db") == [m.name for m in schema.migrations._migrations]
