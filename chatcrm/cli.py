@@ -57,6 +57,30 @@ Format = Annotated[
 ]
 
 
+def _complete_status(incomplete: str) -> list[str]:
+    return [status for status in ("unread", "green", "grey") if status.startswith(incomplete)]
+
+
+def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of --agent: the employees in the database (never creates one)."""
+    from chatcrm.store import resolve_path
+
+    path = resolve_path(ctx.params.get("db"))
+    if not path.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            names = [row[0] for row in conn.execute(
+                "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments"
+            )]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return sorted(name for name in names if name.casefold().startswith(incomplete.casefold()))
+
+
 def _tz_name(tz: str | None) -> str | None:
     return tz or os.environ.get("CHATCRM_TZ") or None
 
@@ -233,10 +257,19 @@ def _duration(value: str | None, option: str) -> int | None:
 
 @app.command("list")
 def list_(
-    status: Annotated[Optional[str], typer.Option("--status", metavar="STATUS", help="unread, green or grey.")] = None,
+    status: Annotated[
+        Optional[str],
+        typer.Option("--status", metavar="STATUS", help="unread, green or grey.", autocompletion=_complete_status),
+    ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
     agent: Annotated[
-        Optional[str], typer.Option("--agent", metavar="NAME", help="Only the deals this employee is responsible for.")
+        Optional[str],
+        typer.Option(
+            "--agent",
+            metavar="NAME",
+            help="Only the deals this employee is responsible for.",
+            autocompletion=_complete_employee,
+        ),
     ] = None,
     sla: Annotated[
         Optional[str],
@@ -300,6 +333,87 @@ def timeline(deal: Deal, fmt: Format = None, tz: Tz = None, db: Db = None) -> No
     display = _display_zone(tz)
     card, entries = service.timeline(_store(db), deal)
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, render.use_color()))
+
+
+@app.command()
+def stats(
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", metavar="WHEN", help="From this time or date (2026-11-24), or this long ago (7d)."),
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", metavar="WHEN", help="Until this time or date (not included), or this long ago.")
+    ] = None,
+    fmt: Format = None,
+    tz: Tz = None,
+    db: Db = None,
+) -> None:
+    """Response metrics: first response, waits, time to close — per channel and employee."""
+    from chatcrm import render, stats as stats_, times
+    from chatcrm.errors import UsageError
+
+    fmt = render.check_format(fmt)
+    now = times.now()
+    zone = _input_zone(tz)
+    bounds = {}
+    for option, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                bounds[option] = times.parse_moment(value, zone, now)
+            except ValueError as error:
+                raise UsageError(f"{option}: {error}")
+    start, end = bounds.get("--since"), bounds.get("--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since ({start}) must be before --until ({end})")
+    report = stats_.compute(_store(db), now=now, since=start, until=end).as_dict()
+    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
+
+
+@app.command()
+def export(
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="jsonl or csv.")] = "jsonl",
+    deal: Annotated[Optional[str], typer.Option("--deal", metavar="DEAL", help="Only this deal's facts.")] = None,
+    db: Db = None,
+) -> None:
+    """Every stored fact as chatcrm events, in time order: `ingest` rebuilds the database."""
+    from chatcrm import render, service
+    from chatcrm.errors import UsageError
+
+    if fmt not in ("jsonl", "csv"):
+        raise UsageError(f"unknown --format {fmt!r} for export (use jsonl or csv)")
+    store = _store(db)
+    with store.read():
+        records = service.export(store, deal)
+        if output is None or output == "-":
+            count = render.write_events(records, fmt, sys.stdout)
+        else:
+            count = _write_atomically(output, lambda stream: render.write_events(records, fmt, stream))
+    where = "stdout" if output in (None, "-") else output
+    typer.echo(f"exported {count} event(s) to {where}", err=True)
+
+
+def _write_atomically(path: str, write) -> int:
+    """Write a file through a temporary sibling and a rename: never a half-written file."""
+    import tempfile
+
+    from chatcrm.errors import UsageError
+
+    target = os.path.abspath(path)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".chatcrm-export-", dir=os.path.dirname(target))
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            result = write(stream)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return result
 
 
 @app.command()

@@ -27,6 +27,15 @@ class ChatEventFact(NamedTuple):
     agent: str = ""  # an assignment's employee
 
 
+class Wait(NamedTuple):
+    """A client waiting for an answer: from the first unanswered client message until the
+    reply (`by` its author), or until the session closed (`by` None), or still (`end` None)."""
+
+    start: str
+    end: str | None
+    by: str | None
+
+
 @dataclass
 class Session:
     """One chat session of a chat key and the activity it created (R1)."""
@@ -44,6 +53,7 @@ class Session:
     first_reply_by: str | None = None  # the author of the session's first agent message
     assigned_to: str | None = None  # the latest assignment to this session
     responsible: str | None = None  # see derive_sessions
+    waits: list[Wait] | None = None  # only when derive_sessions(track_waits=True)
 
     @property
     def is_open(self) -> bool:
@@ -58,7 +68,9 @@ class Session:
 _KIND_ORDER = {"close": 1, "complete": 2, "assign": 3}
 
 
-def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventFact]) -> list[Session]:
+def derive_sessions(
+    messages: Iterable[MessageFact], events: Iterable[ChatEventFact], *, track_waits: bool = False
+) -> list[Session]:
     """R1–R7 for one chat key: its sessions, in time order, from its facts.
 
     At one instant, messages come before a close or completion (a message at the same
@@ -67,6 +79,8 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
     Each session's responsible employee is the one it was last assigned to, else the
     author of its first reply, else the previous session's responsible (a client who
     writes again goes back to the employee who looked after them).
+
+    With `track_waits`, each session also lists its waits (for `chatcrm stats`).
     """
     facts: list[tuple] = [(m.at, 0, m.seq, m) for m in messages]
     facts.extend((e.at, _KIND_ORDER[e.kind], 0, e) for e in events)
@@ -76,13 +90,12 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
     for at, rank, _, fact in facts:
         if rank == 0:
             if current is None:
-                current = Session(opened_at=at, opened_by=fact.direction)
+                current = Session(opened_at=at, opened_by=fact.direction, waits=[] if track_waits else None)
                 sessions.append(current)
             _add_message(current, fact)
         elif rank == 1:
             if current is not None:
-                current.closed_at = at
-                current.waiting_since = None
+                _close(current, at)
                 current = None
         elif rank == 3:
             target = _complete_target(sessions, fact.session)
@@ -95,14 +108,22 @@ def derive_sessions(messages: Iterable[MessageFact], events: Iterable[ChatEventF
             if target.completed_at is None:
                 target.completed_at = at
             if target is current:
-                current.closed_at = at
-                current.waiting_since = None
+                _close(current, at)
                 current = None
+    if current is not None and current.waits is not None and current.waiting_since is not None:
+        current.waits.append(Wait(current.waiting_since, None, None))
     previous = None
     for session in sessions:
         session.responsible = session.assigned_to or session.first_reply_by or previous
         previous = session.responsible
     return sessions
+
+
+def _close(session: Session, at: str) -> None:
+    if session.waits is not None and session.waiting_since is not None:
+        session.waits.append(Wait(session.waiting_since, at, None))
+    session.closed_at = at
+    session.waiting_since = None
 
 
 def _add_message(session: Session, message: MessageFact) -> None:
@@ -113,8 +134,11 @@ def _add_message(session: Session, message: MessageFact) -> None:
     if message.direction == "agent":
         if session.first_reply_by is None:
             session.first_reply_by = message.author
-        if session.waiting_since is not None and session.first_response_at is None:
-            session.first_response_at = at
+        if session.waiting_since is not None:
+            if session.first_response_at is None:
+                session.first_response_at = at
+            if session.waits is not None:
+                session.waits.append(Wait(session.waiting_since, at, message.author))
         session.waiting_since = None
         session.last_agent_at = at
     elif session.waiting_since is None and (session.last_agent_at is None or at > session.last_agent_at):

@@ -29,6 +29,11 @@ class Event:
     title: str | None = None
     session: str | None = None  # a complete's or an assign's target session (its opened-at)
     agent: str | None = None  # an assign event's employee
+    # Ids the deal and the session this event opens had where it was exported; a new
+    # database gives them again when they are free (`chatcrm export` round trips).
+    deal_id: int | None = None
+    chat_id: int | None = None
+    activity_id: int | None = None
     source: str = ""
     line: int = 0
 

@@ -122,6 +122,22 @@ def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
     return out.getvalue()
 
 
+def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
+    """Native event records (SPEC §4) as JSON Lines or CSV, one at a time; returns the count."""
+    count = 0
+    if fmt == "csv":
+        from chatcrm.importers.native import FIELDS
+
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for count, record in enumerate(records, start=1):
+            writer.writerow([record.get(name, "") for name in FIELDS])
+        return count
+    for count, record in enumerate(records, start=1):
+        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return count
+
+
 def _csv_value(value):
     if value is True:
         return "true"
@@ -262,6 +278,58 @@ def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
     counters = f"{deal['open_chats']} open chat(s), {deal['active_activities']} active activit{'y' if deal['active_activities'] == 1 else 'ies'}"
     responsible = f" · responsible {safe(deal['responsible'], single_line=True)}" if deal.get("responsible") else ""
     return f"{line} · {counters}{responsible}\n\n"
+
+
+# ------------------------------------------------------------------ stats
+
+
+STATS_FIELDS = ("scope", "name", "metric", "count", "median_seconds", "p90_seconds", "worst_seconds", "unanswered")
+_METRIC_LABEL = {"first_response": "first response", "wait": "wait", "time_to_close": "time to close"}
+
+
+def stats_rows(report: dict) -> list[dict]:
+    """The stats as flat rows: one per scope and metric."""
+    rows = []
+    scopes = [("all", "", report["overall"])]
+    scopes += [("channel", name, figures) for name, figures in report["by_channel"].items()]
+    scopes += [("employee", name, figures) for name, figures in report["by_employee"].items()]
+    for scope, name, figures in scopes:
+        for metric, summary in figures.items():
+            rows.append({"scope": scope, "name": name, "metric": metric, **summary})
+    return rows
+
+
+def stats_output(report: dict, fmt: str, tz: tzinfo | None) -> str:
+    if fmt == "json":
+        return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    rows = stats_rows(report)
+    if fmt in MACHINE_FORMATS:
+        return records(rows, STATS_FIELDS, fmt)
+
+    def shown(seconds) -> str:
+        return "" if seconds is None else times.duration(seconds, precise=True)
+
+    cells = []
+    for row in rows:
+        if not row["count"] and not row.get("unanswered"):
+            continue
+        scope = row["scope"] if row["scope"] == "all" else f"{row['scope']} {safe(row['name'], single_line=True)}"
+        cells.append(
+            [
+                scope,
+                _METRIC_LABEL[row["metric"]],
+                row["count"],
+                shown(row["median_seconds"]),
+                shown(row["p90_seconds"]),
+                shown(row["worst_seconds"]),
+                row.get("unanswered", ""),
+            ]
+        )
+    since = times.display(report["since"], tz) if report["since"] else "the beginning"
+    until = times.display(report["until"], tz) if report["until"] else "now"
+    header = f"From {since} to {until} · {report['sessions']} session(s) opened\n\n"
+    body = table(cells, ["SCOPE", "METRIC", "N", "MEDIAN", "P90", "WORST", "UNANSWERED"], fmt)
+    return header + (body or "nothing measured in this period\n")
 
 
 # ------------------------------------------------------------------ progress

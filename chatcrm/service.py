@@ -8,7 +8,7 @@ inside that transaction, so concurrent commands cannot act on a stale view.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from chatcrm import times
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
@@ -249,6 +249,55 @@ def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | Non
 
 
 # ------------------------------------------------------------------ reading
+
+
+def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
+    """Every stored fact (of one deal, when given) as a native event record (SPEC §4), in
+    time order.
+
+    Importing the records into a new database gives the same deals, sessions, states,
+    timelines and statistics: each line carries its chat's channel, its deal when that is
+    not the chat key, and the contact and title from the moment the original events named
+    them (the earliest naming wins on import, as it did the first time). A deal's first
+    line carries its id, and a session's first message its chat and activity ids, so that
+    a new database numbers them as this one does.
+    """
+    only = find_deal(store, deal_ref)["deal_id"] if deal_ref is not None else None
+    return _export_records(store, only)
+
+
+def _export_records(store: Store, only: int | None) -> Iterator[dict]:
+    deals_seen: set[int] = set()
+    chats_seen: set[int] = set()
+    for (kind, at, chat, uid, direction, author, text, session, agent,
+         channel, contact, contact_at, title, title_at, deal_key, deal_id, chat_id, activity_id) in store.facts(only):
+        record: dict = {"type": kind}
+        if kind == "message" and uid.startswith("id:"):
+            record["id"] = uid[3:]
+        record["chat"] = chat
+        if deal_key != chat:
+            record["deal"] = deal_key
+        if deal_id not in deals_seen:
+            deals_seen.add(deal_id)
+            record["deal_id"] = deal_id
+        if chat_id is not None and chat_id not in chats_seen:
+            chats_seen.add(chat_id)
+            record["chat_id"] = chat_id
+            record["activity_id"] = activity_id
+        record["channel"] = channel
+        if contact is not None and at >= contact_at:
+            record["contact"] = contact
+        if title is not None and at >= title_at:
+            record["title"] = title
+        if kind == "message":
+            record.update({"from": direction, "author": author, "text": text})
+        if session:
+            record["session"] = session
+        if agent is not None:
+            record["agent"] = agent
+        record["at"] = at
+        yield record
+
 
 
 @dataclass

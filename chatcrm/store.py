@@ -9,6 +9,7 @@ busy timeout instead of failing half-way.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -110,6 +111,18 @@ class Store:
         else:
             self.conn.commit()
 
+    @contextmanager
+    def read(self) -> Iterator["Store"]:
+        """One read transaction: a consistent snapshot for reads that take several queries."""
+        if self.conn.in_transaction:
+            yield self
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.conn.rollback()
+
     # ----------------------------------------------------------------- reading
 
     def find_deal(self, ref: str) -> dict | None:
@@ -156,6 +169,63 @@ class Store:
             """,
             [deal_id],
         )
+
+    def facts(self, deal_id: int | None = None) -> Iterator[tuple]:
+        """Every stored fact in time order, with what its chat key's events said of the client.
+
+        Within a second: messages (in their order), closes, completions, assignments.
+        Rows: (kind, at, chat_key, uid, direction, author, text, session, agent, channel,
+        contact, contact_at, title, title_at, deal_key, deal_id, and for a message that
+        opens a session: its chat id and activity id).
+        """
+        return self.conn.execute(
+            """
+            SELECT f.kind, f.at, f.chat_key, f.uid, f.direction, f.author, f.text, f.session, f.agent,
+                   k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id, c.id, a.id
+            FROM (
+                SELECT 'message' AS kind, sent_at AS at, 0 AS rank, seq, direction, author, text, chat_key,
+                       id AS fid, uid, NULL AS session, NULL AS agent
+                FROM messages
+                UNION ALL
+                SELECT kind, at, CASE kind WHEN 'close' THEN 1 ELSE 2 END, 0, NULL, NULL, NULL, chat_key,
+                       id, NULL, session, NULL
+                FROM chat_events
+                UNION ALL
+                SELECT 'assign', at, 3, 0, NULL, NULL, NULL, chat_key, id, NULL, session, agent
+                FROM assignments
+            ) f
+            JOIN chat_keys k ON k.key = f.chat_key
+            JOIN deals d ON d.id = k.deal_id
+            LEFT JOIN chats c ON f.rank = 0 AND c.chat_key = f.chat_key AND c.opened_at = f.at
+            LEFT JOIN activities a ON a.chat_id = c.id
+            WHERE ? IS NULL OR d.id = ?
+            ORDER BY f.at, f.rank, f.seq, f.direction, f.author, f.text, f.chat_key, f.fid
+            """,
+            [deal_id, deal_id],
+        )
+
+    def sessions_by_chat_key(self, *, track_waits: bool = False) -> Iterator[tuple[str, str, list]]:
+        """Every chat key's channel and sessions, derived afresh from the facts, in key
+        order, one key at a time (memory stays flat)."""
+        conn = self.conn
+        messages = _Peek(groupby(
+            conn.execute("SELECT chat_key, sent_at, seq, direction, id, author FROM messages ORDER BY chat_key"),
+            key=lambda r: r[0],
+        ))
+        events = _Peek(groupby(
+            conn.execute(
+                "SELECT chat_key, at, kind, session, '' FROM chat_events "
+                "UNION ALL SELECT chat_key, at, 'assign', session, agent FROM assignments ORDER BY 1"
+            ),
+            key=lambda r: r[0],
+        ))
+        for key, channel in conn.execute("SELECT key, channel FROM chat_keys ORDER BY key"):
+            sessions = derive.derive_sessions(
+                (derive.MessageFact(*r[1:]) for r in messages.take(key)),
+                (derive.ChatEventFact(*r[1:]) for r in events.take(key)),
+                track_waits=track_waits,
+            )
+            yield key, channel, sessions
 
     def count_messages(self, chat_key: str, uid_prefix: str) -> int:
         row = self.conn.execute(
@@ -237,11 +307,36 @@ class Store:
     def _next_id(self, table: str) -> int:
         return (self.conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) + 1
 
-    def refresh_chats(self, chat_keys: Iterable[str]) -> set[int]:
+    def _allocate(self, table: str, wanted: list[int | None]) -> list[int]:
+        """Ids for new rows of `table`: each the id it asks for when that is free (an
+        export's ids come back), else the next unused one."""
+        hinted = [w for w in wanted if w]
+        taken: set[int] = set()
+        if hinted:
+            taken = {
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT id FROM {table} WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(hinted)]
+                )
+            }
+        following = max(self._next_id(table), max(hinted, default=0) + 1)
+        ids = []
+        for want in wanted:
+            if want and want not in taken:
+                ids.append(want)
+                taken.add(want)
+            else:
+                ids.append(following)
+                following += 1
+        return ids
+
+    def refresh_chats(self, chat_keys: Iterable[str], hints: dict | None = None) -> set[int]:
         """Re-derive the sessions and activities of these chat keys from their facts.
 
         Ids stay stable: a stored session keeps its id when a derived session still
-        contains its opening time. Returns the ids of the deals concerned.
+        contains its opening time. A new session takes the (chat id, activity id) that
+        `hints` gives for its (chat key, opening time) when free. Returns the ids of the
+        deals concerned.
         """
         self._fill_temp("touched_keys", "TEXT", chat_keys)
         conn = self.conn
@@ -310,12 +405,13 @@ class Store:
         conn.executemany("UPDATE activities SET created_at = ?, completed_at = ? WHERE id = ?", activity_updates)
         if inserts:
             inserts.sort(key=lambda i: (i[0], i[1]))
-            chat_id = self._next_id("chats")
-            activity_id = self._next_id("activities")
+            wanted = [(hints or {}).get((key, opened_at), (None, None)) for opened_at, key, *_ in inserts]
+            chat_ids = self._allocate("chats", [w[0] for w in wanted])
+            activity_ids = self._allocate("activities", [w[1] for w in wanted])
             chat_rows, activity_rows = [], []
-            for offset, (_, key, deal_id, values, session) in enumerate(inserts):
-                chat_rows.append((chat_id + offset, key, deal_id, *values))
-                activity_rows.append((activity_id + offset, chat_id + offset, deal_id, session.opened_at, session.completed_at))
+            for chat_id, activity_id, (_, key, deal_id, values, session) in zip(chat_ids, activity_ids, inserts):
+                chat_rows.append((chat_id, key, deal_id, *values))
+                activity_rows.append((activity_id, chat_id, deal_id, session.opened_at, session.completed_at))
             conn.executemany(
                 "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
                 "first_response_at, last_message_id, last_message_at, messages, responsible) "
@@ -328,7 +424,7 @@ class Store:
             )
         return deals
 
-    def refresh(self, chat_keys: list[str], deal_ids: Iterable[int] = ()) -> None:
+    def refresh(self, chat_keys: list[str], deal_ids: Iterable[int] = (), hints: dict | None = None) -> None:
         """Re-derive these chat keys, and then their deals and `deal_ids`.
 
         In slices of chat keys and deals, so that memory stays flat however many chats
@@ -336,7 +432,7 @@ class Store:
         """
         deals = set(deal_ids)
         for start in range(0, len(chat_keys), REFRESH_SLICE):
-            deals |= self.refresh_chats(chat_keys[start : start + REFRESH_SLICE])
+            deals |= self.refresh_chats(chat_keys[start : start + REFRESH_SLICE], hints)
         ordered = sorted(deals)
         for start in range(0, len(ordered), REFRESH_SLICE):
             self.refresh_deals(ordered[start : start + REFRESH_SLICE])
@@ -593,6 +689,8 @@ class ImportBatch:
         self._message_rows: list[tuple] = []
         self._event_rows: list[tuple] = []
         self._assignment_rows: list[tuple] = []
+        self._deal_hints: dict[str, int] = {}
+        self._session_hints: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         store.conn.execute("PRAGMA defer_foreign_keys=ON")
 
     def add(self, event: Event) -> None:
@@ -617,6 +715,10 @@ class ImportBatch:
                 )
         self.keys[event.chat] = info
         at = event.at
+        if event.deal_id is not None:
+            self._deal_hints.setdefault(info.deal or info.named_deal or event.chat, event.deal_id)
+        if event.chat_id is not None or event.activity_id is not None:
+            self._session_hints.setdefault((event.chat, at), (event.chat_id, event.activity_id))
         if info.first_at is None or at < info.first_at:
             info.first_at = at
         channel = event.channel or _channel_from_key(event.chat)
@@ -701,10 +803,10 @@ class ImportBatch:
                 if conn.execute("SELECT 1 FROM deals WHERE key = ?", (deal_key,)).fetchone():
                     known.add(deal_key)
             fresh = sorted((first, deal_key) for deal_key, first in new_deals.items() if deal_key not in known)
-            start = self.store._next_id("deals")
+            ids = self.store._allocate("deals", [self._deal_hints.get(deal_key) for _, deal_key in fresh])
             conn.executemany(
                 "INSERT INTO deals (id, key, created_at) VALUES (?, ?, ?)",
-                ((start + i, deal_key, first) for i, (first, deal_key) in enumerate(fresh)),
+                ((deal_id, deal_key, first) for deal_id, (first, deal_key) in zip(ids, fresh)),
             )
         conn.executemany(
             """
@@ -731,7 +833,7 @@ class ImportBatch:
         )
         keys = sorted(self.keys)
         self.keys = {}
-        self.store.refresh(keys)
+        self.store.refresh(keys, hints=self._session_hints)
 
 
 _CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}

@@ -96,14 +96,14 @@ def display(value: str | None, tz: tzinfo | None) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def duration(seconds: int) -> str:
-    """A short human duration: `45s`, `12m`, `3h 05m`, `2d 04h`."""
+def duration(seconds: float, *, precise: bool = False) -> str:
+    """A short human duration: `45s`, `12m` (`12m 30s` when `precise`), `3h 05m`, `2d 04h`."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes = seconds // 60
     if minutes < 60:
-        return f"{minutes}m"
+        return f"{minutes}m {seconds % 60:02d}s" if precise else f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"{hours}h {minutes:02d}m"

@@ -18,6 +18,7 @@ from tests.helpers import events
 
 CHATS = {"tg:1": None, "wa:2": None, "web:3": "D-9", "tg:4": "D-9"}
 NOW = "2026-11-25T00:00:00Z"
+AGENTS = ("Luis", "Elena")
 
 
 @st.composite
@@ -27,13 +28,17 @@ def histories(draw):
     records = []
     for number, minute in enumerate(sorted(minutes)):
         chat = draw(st.sampled_from(sorted(CHATS)))
-        kind = draw(st.sampled_from(["client", "client", "agent", "close", "complete"]))
+        kind = draw(st.sampled_from(["client", "client", "agent", "close", "complete", "assign"]))
         at = f"2026-11-24T{minute // 60:02d}:{minute % 60:02d}:00Z"
         record = {"chat": chat, "at": at}
         if CHATS[chat]:
             record["deal"] = CHATS[chat]
         if kind in ("client", "agent"):
             record.update(type="message", id=f"m{number}", **{"from": kind}, text=f"text {number}")
+            if kind == "agent":
+                record["author"] = draw(st.sampled_from(AGENTS))
+        elif kind == "assign":
+            record.update(type="assign", agent=draw(st.sampled_from(AGENTS)))
         else:
             record["type"] = kind
         records.append(record)

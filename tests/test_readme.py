@@ -40,7 +40,7 @@ def test_each_transcript_is_what_chatcrm_prints(block, monkeypatch, tmp_path):
         args = shlex.split(command)[1:]
         result = run(*args)
         assert result.code == 0, command
-        assert (result.err + result.out).strip() == expected.strip(), command
+        assert (result.out + result.err).strip() == expected.strip(), command
 
 
 def test_the_readme_names_the_default_database_path():

@@ -14,7 +14,11 @@ from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
 
 MAX_LINE = 64 << 20
-FIELDS = ("type", "id", "chat", "channel", "contact", "deal", "title", "from", "author", "text", "at", "session", "agent")
+FIELDS = (
+    "type", "id", "chat", "deal", "deal_id", "chat_id", "activity_id", "channel", "contact", "title",
+    "from", "author", "text", "session", "agent", "at",
+)  # fmt: skip
+_ID_HINTS = ("deal_id", "chat_id", "activity_id")
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
 
@@ -107,6 +111,15 @@ def _string(record: dict, name: str, default=None, *, numbers: bool = False):
     raise ValueError(f"{name!r} must be a string, not {type(value).__name__}")
 
 
+def _positive(record: dict, name: str) -> int | None:
+    value = record[name]
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError(f"{name!r} must be a positive whole number, not {value!r}")
+
+
 def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
     """A native event from one decoded record (a JSON object or a CSV row)."""
     if not isinstance(record, dict):
@@ -125,6 +138,7 @@ def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
         except ValueError as error:
             return Invalid(source, line, f"'at': {error}")
         extra = {name: _string(record, name) for name in _OPTIONAL_STRINGS}
+        extra.update((name, _positive(record, name)) for name in _ID_HINTS if name in record)
         if extra["deal"] is not None and not extra["deal"].strip():
             return Invalid(source, line, "'deal' is empty")
         if kind != "message":

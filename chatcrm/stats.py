@@ -1,0 +1,128 @@
+"""`chatcrm stats`: response metrics measured from the facts, per channel and employee.
+
+Every figure is derived afresh from the stored messages, closes, completions and
+assignments (the same derivation as the queue), one chat key at a time:
+
+- **first response** — for each session a client opened: its first reply minus its
+  opening. A session nobody answered has no first response (it shows in `unanswered`).
+- **wait** — every time a client waited for an answer: from the first client message
+  after the last reply (a client writing again restarts the clock there, not at the
+  session's start) until the reply; a wait that no reply ended counts until the session
+  closed, or until now while the client still waits. `unanswered` counts those.
+- **time to close** — for each closed session: its close minus its opening. A message
+  after a close opens a new session, timed from its own first message, so a reopened
+  conversation never stretches the figures.
+
+A figure belongs to the period in which it started (the session's opening, or the
+client's first waiting message). Employees: a reply's author; for an unanswered wait and
+for time to close, the session's responsible employee.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from array import array
+from dataclasses import dataclass, field
+
+from chatcrm import times
+from chatcrm.store import Store
+
+METRICS = ("first_response", "wait", "time_to_close")
+NOBODY = "(nobody)"
+
+
+@dataclass
+class Series:
+    """The durations (seconds) of one metric in one scope."""
+
+    values: array = field(default_factory=lambda: array("q"))
+    unanswered: int = 0
+
+    def add(self, seconds: int) -> None:
+        self.values.append(max(0, seconds))
+
+    def summary(self, metric: str) -> dict:
+        ordered = sorted(self.values)
+        result: dict = {"count": len(ordered)}
+        if ordered:
+            median = statistics.median(ordered)
+            result["median_seconds"] = int(median) if median == int(median) else median
+            result["p90_seconds"] = ordered[math.ceil(0.9 * len(ordered)) - 1]  # nearest rank
+            result["worst_seconds"] = ordered[-1]
+        else:
+            result.update(median_seconds=None, p90_seconds=None, worst_seconds=None)
+        if metric == "wait":
+            result["unanswered"] = self.unanswered
+        return result
+
+
+class Scope:
+    def __init__(self) -> None:
+        self.series = {metric: Series() for metric in METRICS}
+
+    def summary(self) -> dict:
+        return {metric: self.series[metric].summary(metric) for metric in METRICS}
+
+
+@dataclass
+class Stats:
+    since: str | None
+    until: str | None
+    now: str
+    sessions: int = 0
+    overall: Scope = field(default_factory=Scope)
+    by_channel: dict[str, Scope] = field(default_factory=dict)
+    by_employee: dict[str, Scope] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "now": self.now,
+            "sessions": self.sessions,
+            "overall": self.overall.summary(),
+            "by_channel": {name: scope.summary() for name, scope in sorted(self.by_channel.items())},
+            "by_employee": {name: scope.summary() for name, scope in sorted(self.by_employee.items())},
+        }
+
+
+def compute(store: Store, *, now: str, since: str | None = None, until: str | None = None) -> Stats:
+    """The metrics of every session and wait that started in [since, until)."""
+    stats = Stats(since, until, now)
+    now_epoch = times.epoch(now)
+
+    def within(at: str) -> bool:
+        return (since is None or at >= since) and (until is None or at < until)
+
+    def record(metric: str, channel: str, employee: str | None, seconds: int | None, unanswered: bool = False):
+        scopes = (
+            stats.overall,
+            stats.by_channel.setdefault(channel, Scope()),
+            stats.by_employee.setdefault(employee or NOBODY, Scope()),
+        )
+        for scope in scopes:
+            series = scope.series[metric]
+            if seconds is not None:
+                series.add(seconds)
+            if unanswered:
+                series.unanswered += 1
+
+    with store.read():
+        for _, channel, sessions in store.sessions_by_chat_key(track_waits=True):
+            for session in sessions:
+                opened = times.epoch(session.opened_at)
+                if within(session.opened_at):
+                    stats.sessions += 1
+                    if session.opened_by == "client" and session.first_response_at is not None:
+                        replier = next(w.by for w in session.waits if w.by)  # the first answered wait
+                        record("first_response", channel, replier, times.epoch(session.first_response_at) - opened)
+                    if session.closed_at is not None:
+                        record("time_to_close", channel, session.responsible, times.epoch(session.closed_at) - opened)
+                for wait in session.waits:
+                    if not within(wait.start):
+                        continue
+                    end = times.epoch(wait.end) if wait.end is not None else now_epoch
+                    employee = wait.by or session.responsible
+                    record("wait", channel, employee, end - times.epoch(wait.start), unanswered=wait.by is None)
+    return stats
