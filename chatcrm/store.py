@@ -719,20 +719,25 @@ class ImportBatch:
             self._deal_hints.setdefault(info.deal or info.named_deal or event.chat, event.deal_id)
         if event.chat_id is not None or event.activity_id is not None:
             self._session_hints.setdefault((event.chat, at), (event.chat_id, event.activity_id))
-        if info.first_at is None or at < info.first_at:
+        # What the events say of the client: the earliest wins (ties: the smallest value),
+        # so the result does not depend on arrival order. Most events come later than
+        # what is known already: the first comparison settles them.
+        first_at = info.first_at
+        if first_at is None or at < first_at:
             info.first_at = at
-        channel = event.channel or _channel_from_key(event.chat)
-        if info.channel_at is None or (at, channel) < (info.channel_at, info.channel):
-            info.channel, info.channel_at = channel, at
-        contact = event.contact or (event.author if event.direction == "client" else None)
-        if contact and (info.contact_at is None or (at, contact) < (info.contact_at, info.contact)):
-            info.contact, info.contact_at = contact, at
+        if info.channel_at is None or at <= info.channel_at:
+            channel = event.channel or _channel_from_key(event.chat)
+            if info.channel_at is None or (at, channel) < (info.channel_at, info.channel):
+                info.channel, info.channel_at = channel, at
+        if info.contact_at is None or at <= info.contact_at:
+            contact = event.contact or (event.author if event.direction == "client" else None)
+            if contact and (info.contact_at is None or (at, contact) < (info.contact_at, info.contact)):
+                info.contact, info.contact_at = contact, at
         if event.title and (info.title_at is None or (at, event.title) < (info.title_at, info.title)):
             info.title, info.title_at = event.title, at
         if event.type == "message":
-            self._message_rows.append(
-                (event.chat, self._uid(event), event.direction, event.author, event.text, at, event.line)
-            )
+            uid = "id:" + event.id if event.id is not None else self._uid(event)
+            self._message_rows.append((event.chat, uid, event.direction, event.author, event.text, at, event.line))
             if len(self._message_rows) >= FLUSH_EVERY:
                 self._flush()
         elif event.type == "assign":
@@ -741,9 +746,8 @@ class ImportBatch:
             self._event_rows.append((event.chat, event.type, at, event.session or ""))
 
     def _uid(self, event: Event) -> str:
-        """SPEC §4: the message's id, else its content and its occurrence number."""
-        if event.id is not None:
-            return "id:" + event.id
+        """SPEC §4: a message without an id is known by its content and its occurrence
+        number among identical messages."""
         digest = hashlib.blake2b(
             "\x1f".join((event.at, event.direction or "", event.author, event.text)).encode("utf-8", "surrogatepass"),
             digest_size=12,

@@ -291,3 +291,26 @@ def test_media_only_text_helpers():
     assert media_placeholder({"file": "x.pdf", "file_name": "invoice.pdf"}) == "[file invoice.pdf]"
     assert unmojibake("J\u00e2\u009d\u00a4\u00ef\u00b8\u008fhn") == "J❤️hn"
     assert unmojibake("plain ñ ✓") == "plain ñ ✓"
+
+
+# The fast path for plain messages must agree with the checked path on every record.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from chatcrm import times  # noqa: E402
+from chatcrm.importers import native  # noqa: E402
+
+_VALUES = st.one_of(
+    st.none(), st.sampled_from(["", " ", "client", "agent", "tg:1", "D-1", "2026-11-24T09:15:00Z", "2026-02-30T09:00"]),
+    st.text(max_size=5), st.integers(-2, 3), st.booleans(), st.lists(st.integers(), max_size=1),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(record=st.dictionaries(st.sampled_from(native.FIELDS), _VALUES, max_size=9), base=st.booleans())
+def test_the_plain_message_fast_path_agrees_with_the_checked_path(record, base):
+    if base:
+        record = {"chat": "tg:1", "from": "client", "at": "2026-11-24T09:15:00Z", **record}
+    fast = native._plain_message(record, "f", 1, times.UTC)
+    if fast is not None:
+        assert fast == native._checked_event(record, "f", 1, times.UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -19,6 +18,8 @@ FIELDS = (
     "from", "author", "text", "session", "agent", "at",
 )  # fmt: skip
 _ID_HINTS = ("deal_id", "chat_id", "activity_id")
+_decode_json = json.JSONDecoder().decode
+_STRING_OR_NONE = {str, type(None)}
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
 
@@ -34,15 +35,17 @@ def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Inval
             while raw and not raw.endswith(b"\n"):
                 raw = stream.readline(MAX_LINE + 1)
             continue
-        if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
-        if not raw.strip():
-            continue
         try:
-            record = json.loads(raw)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             yield Invalid(source, number, f"not UTF-8 text (byte {error.start + 1})")
             continue
+        if text.startswith("\ufeff"):  # a byte order mark, also where files were joined
+            text = text[1:]
+        if not text.strip():
+            continue
+        try:
+            record = _decode_json(text)
         except ValueError as error:
             reason = getattr(error, "msg", str(error))
             column = getattr(error, "colno", None)
@@ -122,6 +125,54 @@ def _positive(record: dict, name: str) -> int | None:
 
 def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
     """A native event from one decoded record (a JSON object or a CSV row)."""
+    if type(record) is dict:
+        event = _plain_message(record, source, line, tz)
+        if event is not None:
+            return event
+    return _checked_event(record, source, line, tz)
+
+
+def _plain_message(record: dict, source: str, line: int, tz) -> Event | None:
+    """The common case, read straight: a valid message whose fields are all strings.
+    Anything else (or any doubt) returns None and goes through `_checked_event`."""
+    get = record.get
+    if get("type", "message") != "message" or "deal_id" in record or "chat_id" in record or "activity_id" in record:
+        return None
+    chat, direction, deal, contact = get("chat"), get("from"), get("deal"), get("contact")
+    author, text, id_, channel, title = get("author"), get("text", ""), get("id"), get("channel"), get("title")
+    if (
+        direction not in DIRECTIONS
+        or type(chat) is not str
+        or not chat.strip()
+        or not {type(deal), type(contact), type(author), type(text), type(id_), type(channel), type(title)}
+        <= _STRING_OR_NONE
+        or text is None
+        or (deal is not None and not deal.strip())
+    ):
+        return None
+    try:
+        at = times.parse(get("at"), tz)
+    except ValueError:
+        return None
+    return Event(
+        "message",
+        chat,
+        at,
+        direction=direction,
+        author=author or ((contact or "client") if direction == "client" else "agent"),
+        text=text,
+        id=id_,
+        channel=channel,
+        contact=contact,
+        deal=deal,
+        title=title,
+        source=source,
+        line=line,
+    )
+
+
+def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
+    """Any record, every field checked: the event, or what is wrong with it."""
     if not isinstance(record, dict):
         return Invalid(source, line, f"expected a JSON object, found {type(record).__name__}")
     try:
