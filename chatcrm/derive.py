@@ -36,7 +36,7 @@ class Wait(NamedTuple):
     by: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     """One chat session of a chat key and the activity it created (R1)."""
 

@@ -24,7 +24,7 @@ from chatcrm.events import Event, Invalid
 
 BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
-REFRESH_SLICE = 10000
+REFRESH_SLICE = 5000
 
 
 def default_path() -> Path:
@@ -63,7 +63,7 @@ def open_store(path: str | os.PathLike | None = None) -> "Store":
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: imports touch indexes all over
+        conn.execute("PRAGMA cache_size=-8192")  # 8 MiB: more costs memory and saves little time
         db = sqlite_utils.Database(conn, execute_plugins=False)
         store = Store(db, target)
         pending = migrations.pending(db)
@@ -690,6 +690,7 @@ class ImportBatch:
         self._event_rows: list[tuple] = []
         self._assignment_rows: list[tuple] = []
         self._deal_hints: dict[str, int] = {}
+        self._channels: dict[str, str] = {}
         self._session_hints: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         store.conn.execute("PRAGMA defer_foreign_keys=ON")
 
@@ -728,7 +729,8 @@ class ImportBatch:
         if info.channel_at is None or at <= info.channel_at:
             channel = event.channel or _channel_from_key(event.chat)
             if info.channel_at is None or (at, channel) < (info.channel_at, info.channel):
-                info.channel, info.channel_at = channel, at
+                # one string object per channel name, however many chats name it
+                info.channel, info.channel_at = self._channels.setdefault(channel, channel), at
         if info.contact_at is None or at <= info.contact_at:
             contact = event.contact or (event.author if event.direction == "client" else None)
             if contact and (info.contact_at is None or (at, contact) < (info.contact_at, info.contact)):
