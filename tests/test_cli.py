@@ -237,7 +237,7 @@ def test_exit_5_for_invalid_input_and_nothing_is_written(small, tmp_path):
     bad.write_text(json.dumps(msg("new:1", "2026-11-24T10:00:00Z")) + "\n{not json\n", encoding="utf-8")
     result = run("ingest", bad)
     assert result.code == 5
-    assert result.err == f"Error: {bad}:2: bad JSON: Expecting property name enclosed in double quotes at column 2\n"
+    assert result.err == f"Error: {bad}:2: bad JSON: unexpected character, expected a string key at column 2\n"
     assert run("list", "-f", "json").out == before
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import re
 from typing import BinaryIO, Iterator
+
+import orjson
 
 from chatcrm import times
 from chatcrm.errors import InvalidInput
@@ -18,7 +18,7 @@ FIELDS = (
     "from", "author", "text", "session", "agent", "at",
 )  # fmt: skip
 _ID_HINTS = ("deal_id", "chat_id", "activity_id")
-_decode_json = json.JSONDecoder().decode
+_BOM = b"\xef\xbb\xbf"
 _STRING_OR_NONE = {str, type(None)}
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
@@ -35,37 +35,29 @@ def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Inval
             while raw and not raw.endswith(b"\n"):
                 raw = stream.readline(MAX_LINE + 1)
             continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            yield Invalid(source, number, f"not UTF-8 text (byte {error.start + 1})")
-            continue
-        if text.startswith("\ufeff"):  # a byte order mark, also where files were joined
-            text = text[1:]
-        if not text.strip():
+        if raw.startswith(_BOM):  # a byte order mark, also where files were joined
+            raw = raw[len(_BOM):]
+        if not raw.strip():
             continue
         try:
-            record = _decode_json(text)
-        except ValueError as error:
-            reason = getattr(error, "msg", str(error))
-            column = getattr(error, "colno", None)
-            yield Invalid(source, number, f"bad JSON: {reason}" + (f" at column {column}" if column else ""))
-            continue
-        if _SURROGATE_ESCAPE.search(raw) and not _encodable(record):
-            yield Invalid(source, number, "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            yield Invalid(source, number, _json_problem(raw, error))
             continue
         yield event_from_record(record, source, number, options.tz)
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _encodable(record) -> bool:
+def _json_problem(raw: bytes, error) -> str:
+    """What is wrong with a line that is not JSON, in words."""
     try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 text (byte {bad.start + 1})"
+    reason = getattr(error, "msg", None) or str(error)
+    if "surrogate" in reason:
+        return "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"
+    column = getattr(error, "colno", None)
+    return f"bad JSON: {reason}" + (f" at column {column}" if column else "")
 
 
 def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
