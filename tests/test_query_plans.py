@@ -1,5 +1,6 @@
-"""Per-command cost must not grow with the database: no query of `list`, `reply`, `close`
-or `complete` reads the whole messages table (or a whole index of it)."""
+"""Per-command cost must not grow with the database: no query of `list`, `reply`, `close`,
+`complete`, `assign` or `timeline` reads the whole messages table (or a whole index of it),
+nor the other fact tables."""
 
 import re
 
@@ -22,7 +23,7 @@ def full_scans(store, statements) -> list[str]:
     for sql in statements:
         for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql):
             detail = row[3]
-            if re.match(r"SCAN (messages|m|chat_events|e)\b", detail):
+            if re.match(r"SCAN (messages|m|chat_events|e|assignments)\b", detail):
                 found.append(f"{detail}  <-  {sql.strip()[:120]}")
     return found
 
@@ -30,13 +31,15 @@ def full_scans(store, statements) -> list[str]:
 def test_everyday_commands_use_indexes_only(store):
     records = []
     for c in range(200):
-        records += [msg(f"wa:{c}", "2026-11-24T09:00:00Z", id=f"{c}a"), msg(f"wa:{c}", "2026-11-24T09:05:00Z", "agent", id=f"{c}b")]
+        records += [msg(f"wa:{c}", "2026-11-24T09:00:00Z", id=f"{c}a"), msg(f"wa:{c}", "2026-11-24T09:05:00Z", "agent", id=f"{c}b", author="Luis")]
         records += [msg(f"wa:{c}", "2026-11-24T09:10:00Z", id=f"{c}c")]
     records += [close_("wa:199", "2026-11-24T09:30:00Z")]
     ingest(store, records)
     now = "2026-11-24T12:00:00Z"
     actions = {
         "list": lambda: service.queue(store, now=now, limit=50),
+        "list --agent --sla": lambda: service.queue(store, now=now, limit=50, agent="Luis", sla_seconds=900),
+        "assign": lambda: service.assign(store, "wa:8", "Marta", now=now),
         "reply": lambda: service.reply(store, "wa:5", "hola", now=now, author="Luis"),
         "close": lambda: service.close(store, "wa:5", now=now),
         "complete": lambda: service.complete(store, "wa:6", now=now, force=True),
