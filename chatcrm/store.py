@@ -25,6 +25,7 @@ from chatcrm.events import Event, Invalid
 BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
 REFRESH_SLICE = 5000
+CHECK_MOST = 1000  # differences listed per kind at the most
 
 
 def default_path() -> Path:
@@ -508,9 +509,15 @@ class Store:
 
     # ----------------------------------------------------------------- checking
 
-    def check(self) -> list[str]:
+    def check(self, most: int = CHECK_MOST) -> list[str]:
         """Everything wrong with the database: SQLite's integrity, foreign keys, and every
-        derived state that differs from what the stored facts give recomputed from scratch."""
+        derived state that differs from what the stored facts give recomputed from scratch
+        (up to `most` deals and chats of each kind of difference).
+
+        The stored states are copied aside, everything is derived again inside a savepoint
+        that is then rolled back, and SQL compares the two: only what differs is read into
+        memory, however large the database.
+        """
         problems = [f"integrity: {row[0]}" for row in self.conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
         if problems:
             return problems
@@ -518,25 +525,33 @@ class Store:
             f"foreign key: {table} row {rowid} points to a missing {parent}"
             for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check")
         ]
-        stored = self._derived_snapshot()
+        conn = self.conn
+        differing: dict[str, tuple[dict, dict]] = {}
         with self.write():
-            self.conn.execute("SAVEPOINT recompute")
+            for kind, sql in _DERIVED_STATES.items():
+                conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
+                conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")
+            conn.execute("SAVEPOINT recompute")
             try:
-                self.conn.execute("DELETE FROM activities")
-                self.conn.execute("DELETE FROM chats")
-                self.conn.execute(
+                conn.execute("DELETE FROM activities")
+                conn.execute("DELETE FROM chats")
+                conn.execute(
                     "UPDATE deals SET status = 'grey', status_rank = 2, queue_key = 0, waiting_since = NULL, "
                     "oldest_active_at = NULL, open_chats = 0, active_activities = 0, last_message_id = NULL, "
                     "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL, "
                     "responsible = NULL"
                 )
                 self.refresh_all()
-                expected = self._derived_snapshot()
+                for kind, sql in _DERIVED_STATES.items():
+                    have = self._all(f"SELECT * FROM temp.stored_{kind} EXCEPT {sql} LIMIT ?", [most])
+                    want = self._all(f"{sql} EXCEPT SELECT * FROM temp.stored_{kind} LIMIT ?", [most])
+                    differing[kind] = ({_state_key(r): r for r in have}, {_state_key(r): r for r in want})
             finally:
-                self.conn.execute("ROLLBACK TO recompute")
-                self.conn.execute("RELEASE recompute")
-        for kind in ("deal", "chat"):
-            have, want = stored[kind], expected[kind]
+                conn.execute("ROLLBACK TO recompute")
+                conn.execute("RELEASE recompute")
+                for kind in _DERIVED_STATES:
+                    conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
+        for kind, (have, want) in differing.items():
             for key in sorted(set(have) | set(want), key=str):
                 if key not in want:
                     problems.append(f"{kind} {key}: stored, but the facts give no such {kind}")
@@ -556,27 +571,26 @@ class Store:
             for table in ("deals", "chats", "activities", "messages", "chat_events", "assignments")
         }
 
-    def _derived_snapshot(self) -> dict[str, dict]:
-        deals = {
-            row["key"]: row
-            for row in self._all(
-                "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
-                "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
-                "d.last_event_at, d.responsible FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id"
-            )
-        }
-        chats = {
-            (row.pop("chat_key"), row.pop("opened_at")): row
-            for row in self._all(
-                "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
-                "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
-                "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
-                "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id"
-            )
-        }
-        for row in deals.values():
-            row.pop("key")
-        return {"deal": deals, "chat": chats}
+
+
+# The derived states `check` compares, each row named by its first column(s).
+_DERIVED_STATES = {
+    "deal": "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
+    "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
+    "d.last_event_at, d.responsible FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+    "chat": "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
+    "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
+    "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
+    "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id",
+}
+
+
+def _state_key(row: dict):
+    """A derived state's name: a deal's key, or a chat's (chat key, opening time); the
+    row keeps the rest."""
+    if "chat_key" in row:
+        return (row.pop("chat_key"), row.pop("opened_at"))
+    return row.pop("key")
 
 
 def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[str, list]:
