@@ -47,6 +47,33 @@ def test_check_passes_on_a_healthy_database_and_names_what_is_wrong(tmp_path):
     assert "deal c:1: open_chats is 7, the facts give 1" in bad.out
 
 
+def test_check_names_missing_stray_and_wrong_sessions_and_changes_nothing(tmp_path):
+    db = tmp_path / "c.db"
+    run("ingest", "--db", db, write_jsonl(tmp_path / "d.jsonl", day(5, 6)))
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    gone = conn.execute("SELECT id, chat_key, opened_at FROM chats ORDER BY id LIMIT 1").fetchone()
+    conn.execute("DELETE FROM activities WHERE chat_id = ?", [gone[0]])
+    conn.execute("DELETE FROM chats WHERE id = ?", [gone[0]])
+    conn.execute("UPDATE chats SET responsible = 'Nadie' WHERE chat_key = 'c:2'")
+    conn.execute(
+        "INSERT INTO chats (chat_key, deal_id, opened_at, opened_by) SELECT key, deal_id, '2030-01-01T00:00:00Z', 'client' "
+        "FROM chat_keys WHERE key = 'c:3'"
+    )
+    conn.commit()
+    before = list(conn.iterdump())
+    conn.close()
+    bad = run("check", "--db", db)
+    assert bad.code == 1
+    assert f"chat ('{gone[1]}', '{gone[2]}'): missing; the facts give " in bad.out
+    assert "chat ('c:3', '2030-01-01T00:00:00Z'): stored, but the facts give no such chat" in bad.out
+    assert "responsible is 'Nadie'" in bad.out
+    assert bad.err.startswith("Error: ") and bad.err.count("\n") == 1
+    conn = sqlite3.connect(db)
+    assert list(conn.iterdump()) == before
+    conn.close()
+
+
 def test_four_ingests_and_four_commands_at_once_lose_and_double_nothing(tmp_path):
     db = tmp_path / "busy.db"
     base = day(5, 3, prefix="r")  # chats with open sessions, for the replies and the close
