@@ -593,6 +593,10 @@ def _state_key(row: dict):
     return row.pop("key")
 
 
+def _index_order(row: tuple) -> tuple[str, str]:
+    return row[0], row[1]
+
+
 def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[str, list]:
     clauses, params = [], []
     if status:
@@ -780,6 +784,9 @@ class ImportBatch:
     def _flush(self) -> None:
         conn = self.store.conn
         if self._message_rows:
+            # In index order: each insert lands next to the previous one in the
+            # (chat_key, uid) index, which keeps its pages in the cache.
+            self._message_rows.sort(key=_index_order)
             cursor = conn.executemany(
                 "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq) "
                 "VALUES (?,?,?,?,?,?,?)",
