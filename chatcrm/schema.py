@@ -171,6 +171,9 @@ def m002_assignments(db) -> None:
         "ALTER TABLE chats ADD COLUMN responsible TEXT",
         "ALTER TABLE deals ADD COLUMN responsible TEXT",
         "CREATE INDEX deals_responsible_queue ON deals (responsible, status_rank, queue_key, id)",
+        # Deals point to contacts: without this index, writing a contact while an import's
+        # new deals are not written yet makes SQLite scan every deal for its foreign key.
+        "CREATE INDEX deals_contact ON deals (contact_id)",
         "DROP VIEW queue",
         QUEUE_VIEW,
     ):

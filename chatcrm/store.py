@@ -425,7 +425,13 @@ class Store:
             )
         return deals
 
-    def refresh(self, chat_keys: list[str], deal_ids: Iterable[int] = (), hints: dict | None = None) -> None:
+    def refresh(
+        self,
+        chat_keys: list[str],
+        deal_ids: Iterable[int] = (),
+        hints: dict | None = None,
+        new_deals: dict[int, str] | None = None,
+    ) -> None:
         """Re-derive these chat keys, and then their deals and `deal_ids`.
 
         In slices of chat keys and deals, so that memory stays flat however many chats
@@ -436,14 +442,19 @@ class Store:
             deals |= self.refresh_chats(chat_keys[start : start + REFRESH_SLICE], hints)
         ordered = sorted(deals)
         for start in range(0, len(ordered), REFRESH_SLICE):
-            self.refresh_deals(ordered[start : start + REFRESH_SLICE])
+            self.refresh_deals(ordered[start : start + REFRESH_SLICE], new_deals)
 
     def refresh_all(self) -> None:
         keys = [row[0] for row in self.conn.execute("SELECT key FROM chat_keys ORDER BY key")]
         self.refresh(keys, (row[0] for row in self.conn.execute("SELECT id FROM deals")))
 
-    def refresh_deals(self, deal_ids: Iterable[int]) -> None:
-        """Re-derive the deals' contact, title, created-at, status and queue place."""
+    def refresh_deals(self, deal_ids: Iterable[int], new_deals: dict[int, str] | None = None) -> None:
+        """Re-derive the deals' contact, title, created-at, status and queue place.
+
+        `new_deals` ({id: key}) are deals an import has bound chats to but not yet
+        written: they are inserted whole, once.
+        """
+        new_deals = new_deals or {}
         self._fill_temp("touched_deals", "INTEGER", deal_ids)
         conn = self.conn
         chats = groupby(
@@ -456,8 +467,8 @@ class Store:
         )
         profiles = groupby(
             conn.execute(
-                "SELECT d.id, d.key, k.first_at, k.channel, k.contact, k.contact_at, k.title, k.title_at, k.key "
-                "FROM temp.touched_deals t CROSS JOIN deals d ON d.id = t.v JOIN chat_keys k ON k.deal_id = d.id "
+                "SELECT t.v, d.key, k.first_at, k.channel, k.contact, k.contact_at, k.title, k.title_at, k.key "
+                "FROM temp.touched_deals t CROSS JOIN chat_keys k ON k.deal_id = t.v LEFT JOIN deals d ON d.id = t.v "
                 "ORDER BY t.v"
             ),
             key=lambda r: r[0],
@@ -466,45 +477,40 @@ class Store:
         rows = []
         for deal_id, keys in profiles:
             keys = list(keys)
-            profile = _deal_profile(keys)
+            profile = _deal_profile(keys, new_deals.get(deal_id))
             state = derive.derive_deal(
                 (derive.ChatState(*r[1:]) for r in next_chats.take(deal_id)), profile.created_at
             )
             rows.append((profile, state, deal_id))
         contact_ids = self._contact_ids({(p.contact, p.channel) for p, _, _ in rows if p.contact})
+        inserts = [row for row in rows if row[2] in new_deals]
+        updates = [row for row in rows if row[2] not in new_deals] if inserts else rows
+        conn.executemany(
+            "INSERT INTO deals (key, title, contact_id, created_at, status, status_rank, queue_key, waiting_since, "
+            "oldest_active_at, open_chats, active_activities, last_message_id, last_message_at, last_event_at, "
+            "responsible, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ((p.key, *_deal_values(p, s, contact_ids), deal_id) for p, s, deal_id in inserts),
+        )
         conn.executemany(
             "UPDATE deals SET title = ?, contact_id = ?, created_at = ?, status = ?, status_rank = ?, "
             "queue_key = ?, waiting_since = ?, oldest_active_at = ?, open_chats = ?, active_activities = ?, "
             "last_message_id = ?, last_message_at = ?, last_event_at = ?, responsible = ? WHERE id = ?",
-            (
-                (
-                    p.title,
-                    contact_ids.get((p.contact, p.channel)),
-                    p.created_at,
-                    s.status,
-                    s.status_rank,
-                    s.queue_key,
-                    s.waiting_since,
-                    s.oldest_active_at,
-                    s.open_chats,
-                    s.active_activities,
-                    s.last_message_id,
-                    s.last_message_at,
-                    s.last_event_at,
-                    s.responsible,
-                    deal_id,
-                )
-                for p, s, deal_id in rows
-            ),
+            ((*_deal_values(p, s, contact_ids), deal_id) for p, s, deal_id in updates),
         )
 
     def _contact_ids(self, contacts: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        self.conn.executemany("INSERT OR IGNORE INTO contacts (name, channel) VALUES (?, ?)", contacts)
-        ids = {}
-        for name, channel in contacts:
-            row = self.conn.execute("SELECT id FROM contacts WHERE name = ? AND channel = ?", (name, channel)).fetchone()
-            ids[(name, channel)] = row[0]
-        return ids
+        conn = self.conn
+        conn.executemany("INSERT OR IGNORE INTO contacts (name, channel) VALUES (?, ?)", contacts)
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_contacts (name TEXT, channel TEXT)")
+        conn.execute("DELETE FROM temp.wanted_contacts")
+        conn.executemany("INSERT INTO temp.wanted_contacts (name, channel) VALUES (?, ?)", contacts)
+        return {
+            (name, channel): contact_id
+            for contact_id, name, channel in conn.execute(
+                "SELECT c.id, c.name, c.channel FROM temp.wanted_contacts w "
+                "CROSS JOIN contacts c ON c.name = w.name AND c.channel = w.channel"
+            )
+        }
 
 
     # ----------------------------------------------------------------- checking
@@ -597,6 +603,26 @@ def _index_order(row: tuple) -> tuple[str, str]:
     return row[0], row[1]
 
 
+def _deal_values(p: "_Profile", s: derive.DealState, contact_ids: dict) -> tuple:
+    """A deal's derived columns, in the order the INSERT and UPDATE of refresh_deals name them."""
+    return (
+        p.title,
+        contact_ids.get((p.contact, p.channel)),
+        p.created_at,
+        s.status,
+        s.status_rank,
+        s.queue_key,
+        s.waiting_since,
+        s.oldest_active_at,
+        s.open_chats,
+        s.active_activities,
+        s.last_message_id,
+        s.last_message_at,
+        s.last_event_at,
+        s.responsible,
+    )
+
+
 def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[str, list]:
     clauses, params = [], []
     if status:
@@ -640,15 +666,17 @@ def _match_sessions(sessions: list[derive.Session], existing: list[tuple], delet
 
 @dataclass
 class _Profile:
+    key: str
     created_at: str | None
     contact: str | None
     channel: str
     title: str
 
 
-def _deal_profile(keys: list[tuple]) -> _Profile:
-    """A deal's created-at, contact and title from its chat keys (earliest event wins)."""
-    deal_key = keys[0][1]
+def _deal_profile(keys: list[tuple], new_key: str | None = None) -> _Profile:
+    """A deal's created-at, contact and title from its chat keys (earliest event wins);
+    `new_key` is the key of a deal not written yet."""
+    deal_key = keys[0][1] or new_key
     first = min(keys, key=lambda r: (r[2] or "", r[8]))
     named = [r for r in keys if r[5]]
     contact = min(named, key=lambda r: (r[5], r[4]))[4] if named else None
@@ -661,7 +689,7 @@ def _deal_profile(keys: list[tuple]) -> _Profile:
     else:
         title = deal_key
     created = min((r[2] for r in keys if r[2]), default=None)
-    return _Profile(created, contact, channel, title)
+    return _Profile(deal_key, created, contact, channel, title)
 
 
 class _Peek:
@@ -824,6 +852,7 @@ class ImportBatch:
                 first = new_deals.get(info.deal)
                 if first is None or info.first_at < first:
                     new_deals[info.deal] = info.first_at
+        unwritten: dict[str, int] = {}
         if new_deals:
             known = set()
             for deal_key in new_deals:
@@ -831,14 +860,13 @@ class ImportBatch:
                     known.add(deal_key)
             fresh = sorted((first, deal_key) for deal_key, first in new_deals.items() if deal_key not in known)
             ids = self.store._allocate("deals", [self._deal_hints.get(deal_key) for _, deal_key in fresh])
-            conn.executemany(
-                "INSERT INTO deals (id, key, created_at) VALUES (?, ?, ?)",
-                ((deal_id, deal_key, first) for deal_id, (first, deal_key) in zip(ids, fresh)),
-            )
+            # Written whole by refresh_deals, once their state is known; until then the
+            # chat keys name them (foreign keys are checked at commit).
+            unwritten = {deal_key: deal_id for deal_id, (_, deal_key) in zip(ids, fresh)}
         conn.executemany(
             """
             INSERT INTO chat_keys (key, deal_id, channel, channel_at, contact, contact_at, title, title_at, first_at)
-            VALUES (?, (SELECT id FROM deals WHERE key = ?), ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, coalesce(?, (SELECT id FROM deals WHERE key = ?)), ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (key) DO UPDATE SET
                 channel = CASE WHEN (excluded.channel_at, excluded.channel) < (chat_keys.channel_at, chat_keys.channel)
                     THEN excluded.channel ELSE chat_keys.channel END,
@@ -854,13 +882,14 @@ class ImportBatch:
                 first_at = min(excluded.first_at, chat_keys.first_at)
             """,
             (
-                (key, i.deal, i.channel, i.channel_at, i.contact, i.contact_at, i.title, i.title_at, i.first_at)
+                (key, unwritten.get(i.deal), i.deal, i.channel, i.channel_at, i.contact, i.contact_at, i.title,
+                 i.title_at, i.first_at)
                 for key, i in self.keys.items()
             ),
         )
         keys = sorted(self.keys)
         self.keys = {}
-        self.store.refresh(keys, hints=self._session_hints)
+        self.store.refresh(keys, hints=self._session_hints, new_deals={i: k for k, i in unwritten.items()})
 
 
 _CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}
