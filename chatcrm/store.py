@@ -845,24 +845,25 @@ class ImportBatch:
         if not self.keys:
             return
         conn = self.store.conn
-        new_deals: dict[str, str] = {}
+        # Deals this import creates: first their earliest event, then (the same dict, so
+        # that memory holds one) their new ids, handed out in time order.
+        unwritten: dict[str, str | int] = {}
         for key, info in self.keys.items():
             if info.deal is None:
                 info.deal = info.named_deal or key
-                first = new_deals.get(info.deal)
+                first = unwritten.get(info.deal)
                 if first is None or info.first_at < first:
-                    new_deals[info.deal] = info.first_at
-        unwritten: dict[str, int] = {}
-        if new_deals:
-            known = set()
-            for deal_key in new_deals:
-                if conn.execute("SELECT 1 FROM deals WHERE key = ?", (deal_key,)).fetchone():
-                    known.add(deal_key)
-            fresh = sorted((first, deal_key) for deal_key, first in new_deals.items() if deal_key not in known)
-            ids = self.store._allocate("deals", [self._deal_hints.get(deal_key) for _, deal_key in fresh])
+                    unwritten[info.deal] = info.first_at
+        for deal_key in list(unwritten):
+            if conn.execute("SELECT 1 FROM deals WHERE key = ?", (deal_key,)).fetchone():
+                del unwritten[deal_key]
+        fresh = sorted(unwritten, key=lambda deal_key: (unwritten[deal_key], deal_key))
+        ids = self.store._allocate("deals", [self._deal_hints.get(deal_key) for deal_key in fresh])
+        for deal_key, deal_id in zip(fresh, ids):
             # Written whole by refresh_deals, once their state is known; until then the
             # chat keys name them (foreign keys are checked at commit).
-            unwritten = {deal_key: deal_id for deal_id, (_, deal_key) in zip(ids, fresh)}
+            unwritten[deal_key] = deal_id
+        del fresh, ids
         conn.executemany(
             """
             INSERT INTO chat_keys (key, deal_id, channel, channel_at, contact, contact_at, title, title_at, first_at)
@@ -889,7 +890,9 @@ class ImportBatch:
         )
         keys = sorted(self.keys)
         self.keys = {}
-        self.store.refresh(keys, hints=self._session_hints, new_deals={i: k for k, i in unwritten.items()})
+        unwritten_ids = {deal_id: deal_key for deal_key, deal_id in unwritten.items()}
+        del unwritten
+        self.store.refresh(keys, hints=self._session_hints, new_deals=unwritten_ids)
 
 
 _CHANNEL_PREFIXES = {"tg": "telegram", "wa": "whatsapp", "fb": "messenger", "ig": "instagram", "web": "webchat"}
