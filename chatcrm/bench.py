@@ -109,21 +109,26 @@ def main(argv: list[str] | None = None) -> None:
             Path(f"{folder / name}{suffix}").unlink(missing_ok=True)
         return folder / name
 
-    baseline = median_of(options.runs, lambda: raw_baseline(big, fresh("raw.db")))
-    ingests = []
+    # Baseline and import alternate, so that both see the machine as it is at that
+    # moment; the ratio is the median of each pair's ratio.
+    pairs = []
     for _ in range(options.runs):
-        db = fresh("chatcrm.db")
-        ingests.append(timed([*chatcrm, "ingest", "--db", str(db), str(big)], env))
-    ingest = statistics.median(t for t, _ in ingests)
-    peak = max(m for _, m in ingests)
+        floor = raw_baseline(big, fresh("raw.db"))
+        elapsed, memory = timed([*chatcrm, "ingest", "--db", str(fresh("chatcrm.db")), str(big)], env)
+        pairs.append((floor, elapsed, memory))
+    baseline = statistics.median(p[0] for p in pairs)
+    ingest = statistics.median(p[1] for p in pairs)
+    ingest_ratio = statistics.median(p[1] / p[0] for p in pairs)
+    peak = max(p[2] for p in pairs)
     small_db = fresh("small.db")
     timed([*chatcrm, "ingest", "--db", str(small_db), str(small)], env)
 
     startup = median_of(options.runs * 3, lambda: timed([sys.executable, "-c", "import typer, sqlite_utils, tabulate"], env)[0])
     help_time = median_of(options.runs * 3, lambda: timed([*chatcrm, "--help"], env)[0])
     rows = [
-        ("raw baseline: json.loads + executemany", baseline, None, None),
-        (f"chatcrm ingest ({options.events:,} events, {size / 2**20:.0f} MiB)", ingest, ingest / baseline, "≤ 2.0× baseline"),
+        (f"raw baseline: json.loads + executemany ({min(p[0] for p in pairs):.1f}–{max(p[0] for p in pairs):.1f} s)",
+         baseline, None, None),
+        (f"chatcrm ingest ({options.events:,} events, {size / 2**20:.0f} MiB)", ingest, ingest_ratio, "≤ 2.0× baseline"),
         ("chatcrm ingest peak memory (MiB)", peak / 2**20, None, "≤ 100 MiB"),
         ('bare start-up: python -c "import typer, sqlite_utils, tabulate"', startup, None, None),
         ("chatcrm --help", help_time, help_time / startup, "≤ 1.0× start-up"),
