@@ -350,21 +350,10 @@ def stats(
 ) -> None:
     """Response metrics: first response, waits, time to close — per channel and employee."""
     from chatcrm import render, stats as stats_, times
-    from chatcrm.errors import UsageError
 
     fmt = render.check_format(fmt)
     now = times.now()
-    zone = _input_zone(tz)
-    bounds = {}
-    for option, value in (("--since", since), ("--until", until)):
-        if value is not None:
-            try:
-                bounds[option] = times.parse_moment(value, zone, now)
-            except ValueError as error:
-                raise UsageError(f"{option}: {error}")
-    start, end = bounds.get("--since"), bounds.get("--until")
-    if start is not None and end is not None and start >= end:
-        raise UsageError(f"--since ({start}) must be before --until ({end})")
+    start, end = stats_.period(since, until, _input_zone(tz), now)
     report = stats_.compute(_store(db), now=now, since=start, until=end).as_dict()
     sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
 

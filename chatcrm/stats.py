@@ -26,6 +26,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from chatcrm import times
+from chatcrm.errors import UsageError
 from chatcrm.store import Store
 
 METRICS = ("first_response", "wait", "time_to_close")
@@ -85,6 +86,20 @@ class Stats:
             "by_channel": {name: scope.summary() for name, scope in sorted(self.by_channel.items())},
             "by_employee": {name: scope.summary() for name, scope in sorted(self.by_employee.items())},
         }
+
+
+def period(since: str | None, until: str | None, tz, now: str) -> tuple[str | None, str | None]:
+    """`--since` / `--until` (a time, a date, or a duration ago) as stored times."""
+    bounds = []
+    for option, value in (("--since", since), ("--until", until)):
+        try:
+            bounds.append(None if value is None else times.parse_moment(value, tz, now))
+        except ValueError as error:
+            raise UsageError(f"{option}: {error}")
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since ({start}) must be before --until ({end})")
+    return start, end
 
 
 def compute(store: Store, *, now: str, since: str | None = None, until: str | None = None) -> Stats:
