@@ -104,6 +104,13 @@ def _chat_label(chat: dict) -> str:
     return f"{chat['chat_id']} ({chat['chat_key']}, opened {chat['opened_at']})"
 
 
+def _deal_and_chat(store: Store, deal_ref: str, chat_ref: str | None) -> tuple[dict, list[dict], dict | None]:
+    """The deal, its chats, and the chat a command acts on (see `_pick_chat`)."""
+    deal = find_deal(store, deal_ref)
+    chats = store.deal_chats(deal["deal_id"])
+    return deal, chats, _pick_chat(deal, chats, chat_ref)
+
+
 def _pick_chat(deal: dict, chats: list[dict], chat_ref: str | None) -> dict | None:
     """The chat the command names with --chat (its id or chat key), else its only open chat."""
     if chat_ref is not None:
@@ -149,9 +156,7 @@ def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat
     if not author.strip():
         raise UsageError("the author is empty")
     with store.write():
-        deal = find_deal(store, deal_ref)
-        chats = store.deal_chats(deal["deal_id"])
-        target = _pick_chat(deal, chats, chat)
+        deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
             raise Refused(f"deal {deal['deal_id']} has no open chat to reply to")
         if target["closed_at"] is not None:
@@ -167,9 +172,7 @@ def close(
 ) -> Outcome:
     """R5 (and with `complete`, R7): close the deal's open chat session."""
     with store.write():
-        deal = find_deal(store, deal_ref)
-        chats = store.deal_chats(deal["deal_id"])
-        target = _pick_chat(deal, chats, chat)
+        deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
             return Outcome(f"deal {deal['deal_id']} has no open chat; nothing to close", changed=False)
         events = []
@@ -231,9 +234,7 @@ def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | Non
     if not agent:
         raise UsageError("the employee's name is empty")
     with store.write():
-        deal = find_deal(store, deal_ref)
-        chats = store.deal_chats(deal["deal_id"])
-        target = _pick_chat(deal, chats, chat)
+        deal, chats, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
             if not chats:
                 raise Refused(f"deal {deal['deal_id']} has no chat to assign")
