@@ -82,12 +82,15 @@ def derive_sessions(
 
     With `track_waits`, each session also lists its waits (for `chatcrm stats`).
     """
-    facts: list[tuple] = [(m.at, 0, m.seq, m) for m in messages]
-    facts.extend((e.at, _KIND_ORDER[e.kind], 0, e) for e in events)
-    facts.sort(key=lambda f: (f[0], f[1], f[2]))
+    # (time, kind, line, arrival, fact): the arrival number is unique, so the sort never
+    # compares two facts and keeps arrival order among equals, with no key function.
+    facts: list[tuple] = [(m.at, 0, m.seq, n, m) for n, m in enumerate(messages)]
+    arrival = len(facts)
+    facts.extend((e.at, _KIND_ORDER[e.kind], 0, arrival + n, e) for n, e in enumerate(events))
+    facts.sort()
     sessions: list[Session] = []
     current: Session | None = None
-    for at, rank, _, fact in facts:
+    for at, rank, _, _, fact in facts:
         if rank == 0:
             if current is None:
                 current = Session(opened_at=at, opened_by=fact.direction, waits=[] if track_waits else None)
