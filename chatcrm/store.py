@@ -569,6 +569,8 @@ class Store:
                             problems.append(
                                 f"{kind} {key}: {field} is {have[key][field]!r}, the facts give {want[key][field]!r}"
                             )
+            if most in (len(have), len(want)):
+                problems.append(f"{kind}s: there may be more differences than the {most} listed")
         return problems
 
     def counts(self) -> dict[str, int]:

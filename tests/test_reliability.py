@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from chatcrm.store import open_store
+
 from tests.helpers import ROOT, msg, run, write_jsonl
 
 
@@ -72,6 +74,12 @@ def test_check_names_missing_stray_and_wrong_sessions_and_changes_nothing(tmp_pa
     conn = sqlite3.connect(db)
     assert list(conn.iterdump()) == before
     conn.close()
+    store = open_store(db)
+    try:
+        capped = store.check(most=1)
+    finally:
+        store.close()
+    assert capped[-1] == "chats: there may be more differences than the 1 listed"
 
 
 def test_four_ingests_and_four_commands_at_once_lose_and_double_nothing(tmp_path):
