@@ -63,7 +63,7 @@ def _complete_status(incomplete: str) -> list[str]:
 
 def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of --agent: the employees in the database (never creates one)."""
-    from chatcrm.store import resolve_path
+    from chatcrm.store import EMPLOYEES_SQL, resolve_path
 
     path = resolve_path(ctx.params.get("db"))
     if not path.exists():
@@ -71,14 +71,12 @@ def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
         try:
-            names = [row[0] for row in conn.execute(
-                "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments"
-            )]
+            names = [row[0] for row in conn.execute(EMPLOYEES_SQL)]
         finally:
             conn.close()
     except sqlite3.Error:
         return []
-    return sorted(name for name in names if name.casefold().startswith(incomplete.casefold()))
+    return [name for name in names if name.casefold().startswith(incomplete.casefold())]
 
 
 def _tz_name(tz: str | None) -> str | None:

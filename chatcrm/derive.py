@@ -206,7 +206,6 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
             latest_responsible is None or (chat.opened_at, chat.responsible) > latest_responsible
         ):
             latest_responsible = (chat.opened_at, chat.responsible)
-            state.responsible = chat.responsible
         if chat.closed_at is None:
             state.open_chats += 1
             if chat.waiting_since is not None:
@@ -222,6 +221,7 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
             state.last_message_id = chat.last_message_id
         last_events.extend(t for t in (chat.last_message_at, chat.closed_at, chat.completed_at) if t)
     state.last_event_at = max(last_events) if last_events else None
+    state.responsible = latest_responsible[1] if latest_responsible else None
     if state.waiting_since is not None:
         state.status = "unread"
         state.queue_key = times.epoch(state.waiting_since)

@@ -26,6 +26,9 @@ BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
 REFRESH_SLICE = 5000
 CHECK_MOST = 1000  # differences listed per kind at the most
+EMPLOYEES_SQL = (
+    "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments ORDER BY 1"
+)
 
 
 def default_path() -> Path:
@@ -208,25 +211,44 @@ class Store:
     def sessions_by_chat_key(self, *, track_waits: bool = False) -> Iterator[tuple[str, str, list]]:
         """Every chat key's channel and sessions, derived afresh from the facts, in key
         order, one key at a time (memory stays flat)."""
-        conn = self.conn
+        derive_key = self._deriver(touched=False, track_waits=track_waits)
+        for key, channel in self.conn.execute("SELECT key, channel FROM chat_keys ORDER BY key"):
+            yield key, channel, derive_key(key)
+
+    def _deriver(self, *, touched: bool, track_waits: bool = False):
+        """A function giving each chat key's sessions from its facts, to be called in key
+        order: the facts of every chat key, or of those in `temp.touched_keys`, are read
+        in one pass each (messages; closes, completions and assignments)."""
+
+        def source(table: str, alias: str) -> str:
+            if touched:
+                return f"temp.touched_keys t CROSS JOIN {table} {alias} ON {alias}.chat_key = t.v"
+            return f"{table} {alias}"
+
         messages = _Peek(groupby(
-            conn.execute("SELECT chat_key, sent_at, seq, direction, id, author FROM messages ORDER BY chat_key"),
-            key=lambda r: r[0],
-        ))
-        events = _Peek(groupby(
-            conn.execute(
-                "SELECT chat_key, at, kind, session, '' FROM chat_events "
-                "UNION ALL SELECT chat_key, at, 'assign', session, agent FROM assignments ORDER BY 1"
+            self.conn.execute(
+                f"SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id, m.author FROM {source('messages', 'm')} "
+                f"ORDER BY {'t.v' if touched else 'm.chat_key'}"
             ),
             key=lambda r: r[0],
         ))
-        for key, channel in conn.execute("SELECT key, channel FROM chat_keys ORDER BY key"):
-            sessions = derive.derive_sessions(
+        events = _Peek(groupby(
+            self.conn.execute(
+                f"SELECT e.chat_key, e.at, e.kind, e.session, '' FROM {source('chat_events', 'e')} "
+                f"UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent FROM {source('assignments', 'a')} "
+                "ORDER BY 1"
+            ),
+            key=lambda r: r[0],
+        ))
+
+        def derive_key(key: str) -> list[derive.Session]:
+            return derive.derive_sessions(
                 (derive.MessageFact(*r[1:]) for r in messages.take(key)),
                 (derive.ChatEventFact(*r[1:]) for r in events.take(key)),
                 track_waits=track_waits,
             )
-            yield key, channel, sessions
+
+        return derive_key
 
     def count_messages(self, chat_key: str, uid_prefix: str) -> int:
         row = self.conn.execute(
@@ -250,7 +272,7 @@ class Store:
         sql = "SELECT status_rank, count(*) FROM deals"
         where, params = _queue_filter(agent=agent)
         if where:
-            sql += " WHERE " + where.replace("responsible", "deals.responsible")
+            sql += " WHERE " + where
         for rank, count in self.conn.execute(sql + " GROUP BY status_rank", params):
             counts[("unread", "green", "grey")[rank]] = count
         return counts
@@ -278,13 +300,7 @@ class Store:
 
     def employees(self) -> list[str]:
         """Every employee's name: those responsible for a session or assigned one."""
-        return [
-            row[0]
-            for row in self.conn.execute(
-                "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments "
-                "ORDER BY 1"
-            )
-        ]
+        return [row[0] for row in self.conn.execute(EMPLOYEES_SQL)]
 
     def _one(self, sql: str, params: Iterable = ()) -> dict | None:
         rows = self._all(sql, params)
@@ -341,22 +357,7 @@ class Store:
         """
         self._fill_temp("touched_keys", "TEXT", chat_keys)
         conn = self.conn
-        messages = groupby(
-            conn.execute(
-                "SELECT m.chat_key, m.sent_at, m.seq, m.direction, m.id, m.author FROM temp.touched_keys t "
-                "CROSS JOIN messages m ON m.chat_key = t.v ORDER BY t.v"
-            ),
-            key=lambda r: r[0],
-        )
-        events = groupby(
-            conn.execute(
-                "SELECT e.chat_key, e.at, e.kind, e.session, '' FROM temp.touched_keys t "
-                "CROSS JOIN chat_events e ON e.chat_key = t.v "
-                "UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent FROM temp.touched_keys t "
-                "CROSS JOIN assignments a ON a.chat_key = t.v ORDER BY 1"
-            ),
-            key=lambda r: r[0],
-        )
+        derive_key = self._deriver(touched=True)
         stored = groupby(
             conn.execute(
                 "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
@@ -370,8 +371,6 @@ class Store:
         keys = conn.execute(
             "SELECT t.v, k.deal_id FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
         ).fetchall()
-        next_message = _Peek(messages)
-        next_event = _Peek(events)
         next_stored = _Peek(stored)
         inserts: list[tuple] = []
         updates: list[tuple] = []
@@ -380,10 +379,7 @@ class Store:
         deals: set[int] = set()
         for key, deal_id in keys:
             deals.add(deal_id)
-            sessions = derive.derive_sessions(
-                (derive.MessageFact(*r[1:]) for r in next_message.take(key)),
-                (derive.ChatEventFact(*r[1:]) for r in next_event.take(key)),
-            )
+            sessions = derive_key(key)
             existing = list(next_stored.take(key))
             for session, row in _match_sessions(sessions, existing, deletes):
                 values = _chat_values(session)
