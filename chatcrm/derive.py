@@ -98,18 +98,15 @@ class ChatDeriver:
 
     Each session's responsible employee is the one it was last assigned to, else the
     author of its first reply, else the previous session's responsible (a client who
-    writes again goes back to the employee who looked after them). A session is final
-    once the next one opens: `release()` hands those over, so that an import can write
-    them as it reads and keep only the current one.
+    writes again goes back to the employee who looked after them).
     """
 
-    __slots__ = ("sessions", "current", "track_waits", "previous")
+    __slots__ = ("sessions", "current", "track_waits")
 
     def __init__(self, *, track_waits: bool = False):
         self.sessions: list[Session] = []
         self.current: Session | None = None
         self.track_waits = track_waits
-        self.previous: str | None = None  # the responsible of the last released session
 
     def message(self, message: MessageFact) -> None:
         current = self.current
@@ -139,28 +136,15 @@ class ChatDeriver:
             _close(target, event.at)
             self.current = None
 
-    def release(self) -> list[Session]:
-        """The sessions no fact can change any more (all but the latest), with their
-        responsible; only the latest is kept."""
-        done = self.sessions[:-1]
-        if done:
-            self._assign_responsible(done)
-            del self.sessions[:-1]
-        return done
-
     def finish(self) -> list[Session]:
-        """Every session not released yet, with its responsible and its last wait."""
+        """Every session, with its responsible and its last wait."""
         current = self.current
         if current is not None and current.waits is not None and current.waiting_since is not None:
             current.waits.append(Wait(current.waiting_since, None, None))
-        self._assign_responsible(self.sessions)
-        return self.sessions
-
-    def _assign_responsible(self, sessions: list[Session]) -> None:
-        previous = self.previous
-        for session in sessions:
+        previous = None
+        for session in self.sessions:
             session.responsible = previous = session.assigned_to or session.first_reply_by or previous
-        self.previous = previous
+        return self.sessions
 
 
 def _close(session: Session, at: str) -> None:
