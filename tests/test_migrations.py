@@ -2,6 +2,9 @@
 
 `tests/fixtures/schema-m001.db` was made by the first released schema (m001_initial):
 the sample day imported, then a reply and a close, with CHATCRM_NOW fixed.
+`tests/fixtures/schema-m002.db` was made by the second (m002_assignments), with
+CHATCRM_NOW=2026-11-24T18:30:00Z: `ingest fixtures/support-day.jsonl`, `assign 8 Marta`,
+`reply 6 "Ahora lo miro" --author Marta --chat 6`, `close 6 --chat 6`.
 """
 
 import shutil
@@ -12,9 +15,10 @@ import pytest
 
 from chatcrm import schema
 from chatcrm.store import open_store
-from tests.helpers import run
+from tests.helpers import ROOT, run
 
 OLD = Path(__file__).parent / "fixtures" / "schema-m001.db"
+OLD_M002 = Path(__file__).parent / "fixtures" / "schema-m002.db"
 FACTS = {
     "messages": "SELECT id, chat_key, uid, direction, author, text, sent_at, seq FROM messages ORDER BY id",
     "chat_events": "SELECT id, chat_key, kind, at, session FROM chat_events ORDER BY id",
@@ -128,3 +132,23 @@ def test_a_new_database_gets_every_migration(tmp_path):
     store = open_store(tmp_path / "new.db")
     store.close()
     assert migrations_of(tmp_path / "new.db") == [m.name for m in schema.migrations._migrations]
+
+
+def test_an_m002_database_is_upgraded_in_place_with_nothing_lost(tmp_path, monkeypatch):
+    path = tmp_path / "m002.db"
+    shutil.copyfile(OLD_M002, path)
+    assert migrations_of(path) == ["m001_initial", "m002_assignments"]
+    facts = {**FACTS, "assignments": "SELECT * FROM assignments ORDER BY id"}
+    before = {table: read(path, sql) for table, sql in facts.items()}
+    assert len(before["messages"]) == 24 and len(before["assignments"]) == 1
+
+    opens_current_and_sound(path)
+    for table, sql in facts.items():
+        assert read(path, sql) == before[table], table
+    # m003: a message's (chat key, uid) is unique through a named index now.
+    indexes = {row[0] for row in read(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")}
+    assert indexes == {"messages_key"}
+    monkeypatch.setenv("CHATCRM_DB", str(path))
+    again = run("ingest", ROOT / "fixtures" / "support-day.jsonl")
+    assert again.code == 0 and again.err.startswith("added 0 message(s) and 0 other event(s); 28 already present")
+    assert dict(read(path, "SELECT key, responsible FROM deals"))["web:77aa"] == "Marta"
