@@ -1,6 +1,18 @@
+import os
+
 import pytest
 
+from chatcrm import store as store_module
 from chatcrm.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def small_flushes(monkeypatch):
+    """Imports write their rows every few messages, so that every test's import into
+    an empty database takes the bulk path (index dropped, rebuilt at the end) as a
+    large one would. CHATCRM_TEST_FLUSH=default keeps the real size."""
+    if os.environ.get("CHATCRM_TEST_FLUSH") != "default":
+        monkeypatch.setattr(store_module, "FLUSH_EVERY", 3)
 
 
 @pytest.fixture(autouse=True)
