@@ -24,7 +24,7 @@ from chatcrm.events import Event, Invalid
 
 BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
-REFRESH_SLICE = 5000
+REFRESH_SLICE = 2500
 CHECK_MOST = 1000  # differences listed per kind at the most
 EMPLOYEES_SQL = (
     "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments ORDER BY 1"
