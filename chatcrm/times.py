@@ -64,6 +64,32 @@ def parse(value: object, tz: tzinfo = UTC) -> str:
     return stored(moment)
 
 
+# Stored text with every field in range: only the day of the month can still be wrong
+# (2026-02-30), and the days seen are few, so each is checked once.
+_STORED_IN_RANGE = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ\Z"
+)
+_DAYS_SEEN: dict[str, bool] = {}
+
+
+def stored_text(value: object) -> str | None:
+    """`value` itself when it is already stored time text (most imported times), else
+    None: `parse` then reads it, or says what is wrong with it."""
+    if type(value) is not str or not _STORED_IN_RANGE.match(value):
+        return None
+    day = value[:10]
+    valid = _DAYS_SEEN.get(day)
+    if valid is None:
+        try:
+            datetime.fromisoformat(day)
+            valid = True
+        except ValueError:
+            valid = False
+        if len(_DAYS_SEEN) < 100_000:
+            _DAYS_SEEN[day] = valid
+    return value if valid else None
+
+
 def from_epoch(seconds: float) -> str:
     return stored(datetime.fromtimestamp(int(seconds), UTC))
 

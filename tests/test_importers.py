@@ -301,7 +301,12 @@ from chatcrm import times  # noqa: E402
 from chatcrm.importers import native  # noqa: E402
 
 _VALUES = st.one_of(
-    st.none(), st.sampled_from(["", " ", "client", "agent", "tg:1", "D-1", "2026-11-24T09:15:00Z", "2026-02-30T09:00"]),
+    st.none(),
+    st.sampled_from([
+        "", " ", "client", "agent", "tg:1", "D-1", "2026-11-24T09:15:00Z", "2026-02-30T09:00", " 2026-11-24T09:15:00Z",
+        "2026-02-29T09:00:00Z", "2028-02-29T09:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T09:60:00Z",
+        "0000-01-01T00:00:00Z", "2026-11-24T09:15:00+02:00", "2026-11-24T09:15:00z", "2026-13-01T09:15:00Z",
+    ]),
     st.text(max_size=5), st.integers(-2, 3), st.booleans(), st.lists(st.integers(), max_size=1),
 )
 

@@ -19,32 +19,37 @@ FIELDS = (
 )  # fmt: skip
 _ID_HINTS = ("deal_id", "chat_id", "activity_id")
 _BOM = b"\xef\xbb\xbf"
-_STRING_OR_NONE = {str, type(None)}
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
 
 def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
     number = 0
+    readline, loads, tz = stream.readline, orjson.loads, options.tz
     while True:
-        raw = stream.readline(MAX_LINE + 1)
+        raw = readline(MAX_LINE + 1)
         if not raw:
             return
         number += 1
         if len(raw) > MAX_LINE:
             yield Invalid(source, number, f"line longer than {MAX_LINE >> 20} MiB")
             while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(MAX_LINE + 1)
-            continue
-        if raw.startswith(_BOM):  # a byte order mark, also where files were joined
-            raw = raw[len(_BOM):]
-        if not raw.strip():
+                raw = readline(MAX_LINE + 1)
             continue
         try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            yield Invalid(source, number, _json_problem(raw, error))
-            continue
-        yield event_from_record(record, source, number, options.tz)
+            record = loads(raw)
+        except orjson.JSONDecodeError:
+            # Not JSON as it is: a blank line, or one that starts with a byte order mark
+            # (also where files were joined), is read past; anything else is reported.
+            if raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            if not raw.strip():
+                continue
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError as error:
+                yield Invalid(source, number, _json_problem(raw, error))
+                continue
+        yield event_from_record(record, source, number, tz)
 
 
 def _json_problem(raw: bytes, error) -> str:
@@ -125,42 +130,29 @@ def event_from_record(record, source: str, line: int, tz) -> Event | Invalid:
 
 
 def _plain_message(record: dict, source: str, line: int, tz) -> Event | None:
-    """The common case, read straight: a valid message whose fields are all strings.
-    Anything else (or any doubt) returns None and goes through `_checked_event`."""
+    """The common case, read straight: a message whose fields are all strings and whose
+    time is stored text already. Anything else (or any doubt) returns None and goes
+    through `_checked_event`; a test checks that the two agree."""
+    for value in record.values():
+        if type(value) is not str:
+            return None
     get = record.get
     if get("type", "message") != "message" or "deal_id" in record or "chat_id" in record or "activity_id" in record:
         return None
-    chat, direction, deal, contact = get("chat"), get("from"), get("deal"), get("contact")
-    author, text, id_, channel, title = get("author"), get("text", ""), get("id"), get("channel"), get("title")
-    if (
-        direction not in DIRECTIONS
-        or type(chat) is not str
-        or not chat.strip()
-        or not {type(deal), type(contact), type(author), type(text), type(id_), type(channel), type(title)}
-        <= _STRING_OR_NONE
-        or text is None
-        or (deal is not None and not deal.strip())
-    ):
+    chat, direction, deal = get("chat"), get("from"), get("deal")
+    if direction not in DIRECTIONS or chat is None or not chat.strip() or (deal is not None and not deal.strip()):
         return None
-    try:
-        at = times.parse(get("at"), tz)
-    except ValueError:
+    at = times.stored_text(get("at"))
+    if at is None:
         return None
+    contact = get("contact")
+    author = get("author") or ((contact or "client") if direction == "client" else "agent")
+    # Positional, in Event's field order: type, chat, at, direction, author, text, id,
+    # channel, contact, deal, title, session, agent, deal_id, chat_id, activity_id.
     return Event(
-        "message",
-        chat,
-        at,
-        direction=direction,
-        author=author or ((contact or "client") if direction == "client" else "agent"),
-        text=text,
-        id=id_,
-        channel=channel,
-        contact=contact,
-        deal=deal,
-        title=title,
-        source=source,
-        line=line,
-    )
+        "message", chat, at, direction, author, get("text", ""), get("id"), get("channel"), contact, deal,
+        get("title"), None, None, None, None, None, source, line,
+    )  # fmt: skip
 
 
 def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
