@@ -15,6 +15,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -598,8 +599,7 @@ def _state_key(row: dict):
     return row.pop("key")
 
 
-def _index_order(row: tuple) -> tuple[str, str]:
-    return row[0], row[1]
+_index_order = itemgetter(0, 1)  # a message row's place in the (chat key, uid) index
 
 
 def _deal_values(p: "_Profile", s: derive.DealState, contact_ids: dict) -> tuple:
