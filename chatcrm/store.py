@@ -903,7 +903,8 @@ class ImportBatch:
                 first = unwritten.get(info.deal)
                 if first is None or info.first_at < first:
                     unwritten[info.deal] = info.first_at
-        for deal_key in list(unwritten):
+        # Deals are made with their first chat key: with no chat key stored, none exists.
+        for deal_key in list(unwritten) if self._any_keys else ():
             if conn.execute("SELECT 1 FROM deals WHERE key = ?", (deal_key,)).fetchone():
                 del unwritten[deal_key]
         fresh = sorted(unwritten, key=lambda deal_key: (unwritten[deal_key], deal_key))
