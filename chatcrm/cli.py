@@ -105,7 +105,7 @@ def _now(at: str | None, tz: str | None) -> str:
 def _store(db: str | None):
     from chatcrm.store import open_store
 
-    return open_store(db)
+    return open_store(db, on_upgrade=lambda note: typer.echo(note, err=True))
 
 
 def _say(message: str) -> None:

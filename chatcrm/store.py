@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from chatcrm import derive
 from chatcrm.errors import ChatcrmError, InvalidInput
@@ -27,6 +27,7 @@ BUSY_TIMEOUT_SECONDS = 60.0
 FLUSH_EVERY = 5000
 REFRESH_SLICE = 2500
 CHECK_MOST = 1000  # differences listed per kind at the most
+UPGRADE_NOTICE_BYTES = 50 << 20  # an upgrade of a smaller database is quick: no word of it
 EMPLOYEES_SQL = (
     "SELECT responsible FROM chats WHERE responsible IS NOT NULL UNION SELECT agent FROM assignments ORDER BY 1"
 )
@@ -46,8 +47,11 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     return Path(env) if env else default_path()
 
 
-def open_store(path: str | os.PathLike | None = None) -> "Store":
-    """Open (creating and migrating when needed) the chatcrm database at `path`."""
+def open_store(path: str | os.PathLike | None = None, on_upgrade: Callable[[str], None] | None = None) -> "Store":
+    """Open (creating and migrating when needed) the chatcrm database at `path`.
+
+    `on_upgrade` is told (in words) when a large database is about to be upgraded,
+    which takes a while, once."""
     import sqlite_utils
 
     from chatcrm.schema import migrations
@@ -79,6 +83,11 @@ def open_store(path: str | os.PathLike | None = None) -> "Store":
         try:
             with store.write():
                 upgrade = bool(migrations.applied(db))
+                size = target.stat().st_size
+                if upgrade and on_upgrade is not None and size >= UPGRADE_NOTICE_BYTES:
+                    names = ", ".join(m.name for m in pending)
+                    on_upgrade(f"upgrading {target} ({size >> 20} MiB) to the current schema ({names}); "
+                               "this happens once and may take a minute")
                 migrations.apply(db)
                 if upgrade:
                     # A new schema may derive more from the same facts: derive it all again.

@@ -35,8 +35,8 @@ def statements(monkeypatch) -> list[str]:
     seen: list[str] = []
     real_open = store_module.open_store
 
-    def traced(path=None):
-        store = real_open(path)
+    def traced(path=None, **options):
+        store = real_open(path, **options)
         store.conn.set_trace_callback(seen.append)
         return store
 

@@ -152,3 +152,25 @@ def test_an_m002_database_is_upgraded_in_place_with_nothing_lost(tmp_path, monke
     again = run("ingest", ROOT / "fixtures" / "support-day.jsonl")
     assert again.code == 0 and again.err.startswith("added 0 message(s) and 0 other event(s); 28 already present")
     assert dict(read(path, "SELECT key, responsible FROM deals"))["web:77aa"] == "Marta"
+
+
+def test_upgrading_a_large_database_says_so_on_stderr_only(old_db, monkeypatch):
+    from chatcrm import store as store_module
+
+    monkeypatch.setenv("CHATCRM_DB", str(old_db))
+    quiet = run("list", "--format", "json", "--db", m002_copy(old_db.parent))
+    assert quiet.code == 0 and quiet.err == ""  # a small one: no word of it
+    monkeypatch.setattr(store_module, "UPGRADE_NOTICE_BYTES", 0)
+    result = run("list", "--format", "json")
+    assert result.code == 0 and len(result.json()) == 8
+    assert result.err == (
+        f"upgrading {old_db} (0 MiB) to the current schema (m002_assignments, m003_messages_key_index); "
+        "this happens once and may take a minute\n"
+    )
+    assert run("list").err == ""  # once
+
+
+def m002_copy(folder: Path) -> Path:
+    path = folder / "m002-copy.db"
+    shutil.copyfile(OLD_M002, path)
+    return path
