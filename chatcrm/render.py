@@ -133,8 +133,9 @@ def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
         for count, record in enumerate(records, start=1):
             writer.writerow([record.get(name, "") for name in FIELDS])
         return count
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every line
     for count, record in enumerate(records, start=1):
-        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        stream.write(encode(record) + "\n")
     return count
 
 
