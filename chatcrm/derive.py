@@ -75,6 +75,11 @@ def derive_sessions(
 
     At one instant, messages come before a close or completion (a message at the same
     instant as the close still belongs to the session), and a close before a completion.
+
+    Each session's responsible employee is the one it was last assigned to, else the
+    author of its first reply, else the previous session's responsible (a client who
+    writes again goes back to the employee who looked after them).
+
     With `track_waits`, each session also lists its waits (for `chatcrm stats`).
     """
     # (time, kind, line, arrival, fact): the arrival number is unique, so the sort never
@@ -83,68 +88,38 @@ def derive_sessions(
     arrival = len(facts)
     facts.extend((e.at, _KIND_ORDER[e.kind], 0, arrival + n, e) for n, e in enumerate(events))
     facts.sort()
-    chat = ChatDeriver(track_waits=track_waits)
-    for _, rank, _, _, fact in facts:
+    sessions: list[Session] = []
+    current: Session | None = None
+    for at, rank, _, _, fact in facts:
         if rank == 0:
-            chat.message(fact)
+            if current is None:
+                current = Session(opened_at=at, opened_by=fact.direction, waits=[] if track_waits else None)
+                sessions.append(current)
+            _add_message(current, fact)
+        elif rank == 1:
+            if current is not None:
+                _close(current, at)
+                current = None
+        elif rank == 3:
+            target = _complete_target(sessions, fact.session)
+            if target is not None:
+                target.assigned_to = fact.agent
         else:
-            chat.event(fact)
-    return chat.finish()
-
-
-class ChatDeriver:
-    """The sessions of one chat key, built from its facts given one at a time in time
-    order (see derive_sessions for that order).
-
-    Each session's responsible employee is the one it was last assigned to, else the
-    author of its first reply, else the previous session's responsible (a client who
-    writes again goes back to the employee who looked after them).
-    """
-
-    __slots__ = ("sessions", "current", "track_waits")
-
-    def __init__(self, *, track_waits: bool = False):
-        self.sessions: list[Session] = []
-        self.current: Session | None = None
-        self.track_waits = track_waits
-
-    def message(self, message: MessageFact) -> None:
-        current = self.current
-        if current is None:
-            current = self.current = Session(
-                opened_at=message.at, opened_by=message.direction, waits=[] if self.track_waits else None
-            )
-            self.sessions.append(current)
-        _add_message(current, message)
-
-    def event(self, event: ChatEventFact) -> None:
-        kind = event.kind
-        if kind == "close":
-            if self.current is not None:
-                _close(self.current, event.at)
-                self.current = None
-            return
-        target = _complete_target(self.sessions, event.session)
-        if target is None:
-            return
-        if kind == "assign":
-            target.assigned_to = event.agent
-            return
-        if target.completed_at is None:
-            target.completed_at = event.at
-        if target is self.current:
-            _close(target, event.at)
-            self.current = None
-
-    def finish(self) -> list[Session]:
-        """Every session, with its responsible and its last wait."""
-        current = self.current
-        if current is not None and current.waits is not None and current.waiting_since is not None:
-            current.waits.append(Wait(current.waiting_since, None, None))
-        previous = None
-        for session in self.sessions:
-            session.responsible = previous = session.assigned_to or session.first_reply_by or previous
-        return self.sessions
+            target = _complete_target(sessions, fact.session)
+            if target is None:
+                continue
+            if target.completed_at is None:
+                target.completed_at = at
+            if target is current:
+                _close(current, at)
+                current = None
+    if current is not None and current.waits is not None and current.waiting_since is not None:
+        current.waits.append(Wait(current.waiting_since, None, None))
+    previous = None
+    for session in sessions:
+        session.responsible = session.assigned_to or session.first_reply_by or previous
+        previous = session.responsible
+    return sessions
 
 
 def _close(session: Session, at: str) -> None:
@@ -223,28 +198,14 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
 
     Its responsible employee is that of its most recently opened session that has one.
     """
-    deal = DealDeriver()
+    state = DealState()
+    last_events: list[str] = [created_at] if created_at else []
+    latest_responsible: tuple[str, str] | None = None  # (opened at, name): the latest wins
     for chat in chats:
-        deal.add(chat)
-    return deal.result(created_at)
-
-
-class DealDeriver:
-    """A deal's state, built from its chat sessions given one at a time (in any order)."""
-
-    __slots__ = ("state", "last_event_at", "latest_responsible")
-
-    def __init__(self):
-        self.state = DealState()
-        self.last_event_at: str | None = None
-        self.latest_responsible: tuple[str, str] | None = None  # (opened at, name): the latest wins
-
-    def add(self, chat: ChatState) -> None:
-        state = self.state
         if chat.responsible is not None and (
-            self.latest_responsible is None or (chat.opened_at, chat.responsible) > self.latest_responsible
+            latest_responsible is None or (chat.opened_at, chat.responsible) > latest_responsible
         ):
-            self.latest_responsible = (chat.opened_at, chat.responsible)
+            latest_responsible = (chat.opened_at, chat.responsible)
         if chat.closed_at is None:
             state.open_chats += 1
             if chat.waiting_since is not None:
@@ -258,27 +219,19 @@ class DealDeriver:
         ):
             state.last_message_at = chat.last_message_at
             state.last_message_id = chat.last_message_id
-        for moment in (chat.last_message_at, chat.closed_at, chat.completed_at):
-            if moment is not None and (self.last_event_at is None or moment > self.last_event_at):
-                self.last_event_at = moment
-
-    def result(self, created_at: str | None) -> DealState:
-        state = self.state
-        last_event_at = self.last_event_at
-        if created_at is not None and (last_event_at is None or created_at > last_event_at):
-            last_event_at = created_at
-        state.last_event_at = last_event_at
-        state.responsible = self.latest_responsible[1] if self.latest_responsible else None
-        if state.waiting_since is not None:
-            state.status = "unread"
-            state.queue_key = times.epoch(state.waiting_since)
-        elif state.active_activities:
-            state.status = "green"
-            state.queue_key = times.epoch(state.oldest_active_at)
-        else:
-            state.status = "grey"
-            state.queue_key = -times.epoch(state.last_event_at) if state.last_event_at else 0
-        return state
+        last_events.extend(t for t in (chat.last_message_at, chat.closed_at, chat.completed_at) if t)
+    state.last_event_at = max(last_events) if last_events else None
+    state.responsible = latest_responsible[1] if latest_responsible else None
+    if state.waiting_since is not None:
+        state.status = "unread"
+        state.queue_key = times.epoch(state.waiting_since)
+    elif state.active_activities:
+        state.status = "green"
+        state.queue_key = times.epoch(state.oldest_active_at)
+    else:
+        state.status = "grey"
+        state.queue_key = -times.epoch(state.last_event_at) if state.last_event_at else 0
+    return state
 
 
 def _earliest(current: str | None, candidate: str) -> str:
