@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from chatcrm.errors import UsageError
 
 UTC = timezone.utc
-_STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 _HAS_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 
 
@@ -37,31 +36,6 @@ def stored(moment: datetime) -> str:
     """A datetime (aware) as stored text, truncated to the second."""
     u = moment.astimezone(UTC)
     return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
-
-
-def parse(value: object, tz: tzinfo = UTC) -> str:
-    """ISO 8601 text to stored text; raises ValueError when it is not a readable time.
-
-    A value with an offset (or `Z`) is converted to UTC; one without is read in `tz`.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"time must be a string, not {type(value).__name__}")
-    text = value.strip()
-    try:
-        if _STORED.match(text):
-            datetime.fromisoformat(text[:-1])  # validates the calendar (no 2026-02-30)
-            return text
-        if not _HAS_TIME.match(text):
-            raise ValueError("expected ISO 8601, e.g. 2026-11-24T09:15:00Z")
-        if text[-1] in "Zz":
-            text = text[:-1] + "+00:00"
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        reason = str(error) if "ISO 8601" in str(error) or "range" in str(error) else "expected ISO 8601, e.g. 2026-11-24T09:15:00Z"
-        raise ValueError(f"unreadable time {value!r} ({reason})") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return stored(moment)
 
 
 # Stored text with every field in range: only the day of the month can still be wrong
@@ -88,6 +62,31 @@ def stored_text(value: object) -> str | None:
         if len(_DAYS_SEEN) < 100_000:
             _DAYS_SEEN[day] = valid
     return value if valid else None
+
+
+def parse(value: object, tz: tzinfo = UTC) -> str:
+    """ISO 8601 text to stored text; raises ValueError when it is not a readable time.
+
+    A value with an offset (or `Z`) is converted to UTC; one without is read in `tz`.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"time must be a string, not {type(value).__name__}")
+    text = value.strip()
+    known = stored_text(text)
+    if known is not None:
+        return known
+    try:
+        if not _HAS_TIME.match(text):
+            raise ValueError("expected ISO 8601, e.g. 2026-11-24T09:15:00Z")
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        reason = str(error) if "ISO 8601" in str(error) or "range" in str(error) else "expected ISO 8601, e.g. 2026-11-24T09:15:00Z"
+        raise ValueError(f"unreadable time {value!r} ({reason})") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return stored(moment)
 
 
 def from_epoch(seconds: float) -> str:
