@@ -182,7 +182,7 @@ def _print(rows) -> None:
     for label, value, ratio, cpu_ratio, target in rows:
         unit = "" if "MiB" in label and "memory" in label else " s"
         shown = f"{value:.1f}" if unit == "" else f"{value:.3f}"
-        ratios = "  ".join("" .rjust(6) if r is None else f"{r:.2f}×".rjust(6) for r in (ratio, cpu_ratio))
+        ratios = "  ".join(" " * 6 if r is None else f"{r:.2f}×".rjust(6) for r in (ratio, cpu_ratio))
         print(f"{label.ljust(width)}  {shown + unit:>9}  {ratios}  {target or ''}")
 
 

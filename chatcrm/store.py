@@ -840,21 +840,15 @@ class ImportBatch:
             # In index order: each insert lands next to the previous one in the (chat
             # key, uid) index; and however many flushes there are, re-deriving the chat
             # keys in their order then reads each flush's rows in order.
+            # (Without the index nothing is ignored here: _build_index finds the repeats.)
             rows.sort(key=_index_order)
-            if self._index_dropped:
-                conn.executemany(
-                    "INSERT INTO messages (chat_key, uid, direction, author, text, sent_at, seq) VALUES (?,?,?,?,?,?,?)",
-                    rows,
-                )
-                self.messages_added += len(rows)
-            else:
-                cursor = conn.executemany(
-                    "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    rows,
-                )
-                self.messages_added += cursor.rowcount
-                self.present += len(rows) - cursor.rowcount
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq) "
+                "VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+            self.messages_added += cursor.rowcount
+            self.present += len(rows) - cursor.rowcount
             self._message_rows = []
         if self._event_rows:
             cursor = conn.executemany(
@@ -887,9 +881,7 @@ class ImportBatch:
         except sqlite3.IntegrityError:
             pass
         repeated = conn.execute(
-            "DELETE FROM messages WHERE (chat_key, uid) IN "
-            "(SELECT chat_key, uid FROM messages GROUP BY chat_key, uid HAVING count(*) > 1) "
-            "AND id NOT IN (SELECT min(id) FROM messages GROUP BY chat_key, uid HAVING count(*) > 1)"
+            "DELETE FROM messages WHERE id NOT IN (SELECT min(id) FROM messages GROUP BY chat_key, uid)"
         ).rowcount
         self.messages_added -= repeated
         self.present += repeated
