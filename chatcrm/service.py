@@ -65,6 +65,7 @@ def ingest(
             batch = store.batch()
             for source, fmt, events in batches:
                 report.formats[source] = fmt
+                batch.start_file()
                 for event in events:
                     if isinstance(event, Invalid):
                         _invalid(report, event, skip_invalid)

@@ -758,6 +758,11 @@ class ImportBatch:
         self._any_keys = conn.execute("SELECT max(rowid) FROM chat_keys").fetchone()[0] is not None
         conn.execute("PRAGMA defer_foreign_keys=ON")
 
+    def start_file(self) -> None:
+        """The events that follow come from another file (or the same one read again):
+        id-less messages count their occurrences afresh (SPEC §4, "in the same file")."""
+        self._occurrences = {}
+
     def add(self, event: Event) -> None:
         """Record one event; raises InvalidInput when it names another deal for its chat."""
         info = self.keys.get(event.chat)
@@ -815,7 +820,7 @@ class ImportBatch:
 
     def _uid(self, event: Event) -> str:
         """SPEC §4: a message without an id is known by its content and its occurrence
-        number among identical messages."""
+        number among identical messages of its file (see start_file)."""
         digest = hashlib.blake2b(
             "\x1f".join((event.at, event.direction or "", event.author, event.text)).encode("utf-8", "surrogatepass"),
             digest_size=12,

@@ -9,6 +9,7 @@ time); times are drawn distinct so that no tie falls back on an id.
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,6 +99,35 @@ def test_the_same_export_twice_adds_nothing(store):
     assert first.messages_added == 23 and first.events_added == 5
     assert (second.messages_added, second.events_added, second.present) == (0, 0, 28)
     assert service.queue(store, now=NOW).rows == state
+
+
+@pytest.mark.parametrize("stored_before", [False, True], ids=["into an empty database", "beside stored chats"])
+def test_the_same_file_twice_in_one_command_adds_nothing_the_second_time(store, stored_before):
+    """SPEC §4: an id-less message's occurrence number counts within its file, so a file
+    read twice in one import is the same file imported twice."""
+    from chatcrm import importers
+    from tests.helpers import FIXTURES
+
+    fixture = str(FIXTURES / "support-day.jsonl")
+
+    def read(times):
+        return [importers.read_source(fixture, None, importers.ImportOptions()) for _ in range(times)]
+
+    if stored_before:
+        service.ingest(store, [("other.jsonl", "jsonl", events([{"chat": "tg:other", "from": "client",
+                                                                   "text": "hola", "at": "2026-11-20T08:00:00Z"}]))])
+    once = open_store(store.path.with_name("once.db"))
+    try:
+        service.ingest(once, read(1))
+        expected = service.queue(once, now=NOW).rows
+    finally:
+        once.close()
+    report = service.ingest(store, read(2))
+    assert (report.messages_added, report.events_added, report.present) == (23, 5, 28)
+    rows = [row for row in service.queue(store, now=NOW).rows if row["deal_key"] != "tg:other"]
+    assert [{k: v for k, v in r.items() if k != "deal_id"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "deal_id"} for r in expected
+    ]
 
 
 def test_an_older_export_imported_after_newer_replies_gives_the_time_ordered_state():
