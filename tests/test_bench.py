@@ -1,0 +1,30 @@
+"""The benchmark's floors measure what they say: the import's own rows, all of them."""
+
+from chatcrm import bench
+from chatcrm.store import open_store
+from tests.helpers import run
+
+
+def test_the_stored_rows_floor_writes_exactly_the_rows_the_import_stored(tmp_path):
+    events = tmp_path / "events.jsonl"
+    bench.generate(events, 400, 40)
+    imported = tmp_path / "imported.db"
+    assert run("ingest", "--db", imported, events).code == 0
+
+    wall, cpu = bench.stored_rows_floor(imported, tmp_path / "floor.db")
+    assert wall > 0 and cpu >= 0
+
+    stores = [open_store(imported), open_store(tmp_path / "floor.db")]
+    try:
+        source, floor = stores
+        tables = {row[0] for row in source.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert set(bench.STORED_TABLES) == tables - {"_sqlite_migrations"}
+        assert floor.counts() == source.counts() and source.counts()["messages"] > 0
+        for table in bench.STORED_TABLES:
+            rows = f"SELECT * FROM {table} ORDER BY rowid"
+            assert floor.conn.execute(rows).fetchall() == source.conn.execute(rows).fetchall(), table
+        assert floor.check() == []
+    finally:
+        for store in stores:
+            store.close()
+
