@@ -79,8 +79,9 @@ def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
     database as the import writes them (messages in flushes, their index built after,
     one transaction). No parsing, no rules. Returns the wall and CPU time of the writes
     alone (reading the rows back is not counted)."""
-    from chatcrm.schema import MESSAGES_KEY_INDEX
-    from chatcrm.store import FLUSH_EVERY, open_store
+    from chatcrm.store import open_store
+    from chatcrm.store.batch import FLUSH_EVERY
+    from chatcrm.store.schema import MESSAGES_KEY_INDEX
 
     store = open_store(db)
     conn, source = store.conn, sqlite3.connect(imported)

@@ -1,14 +1,16 @@
 """The command line: arguments in, one service call, the renderer out.
 
-Heavy modules (the store, importers, tabulate) are imported inside the commands, so
-`chatcrm --help` starts as fast as typer itself.
+This is the edge of the program: the only module that reads the clock, the environment
+and the terminal, and the one place where errors become a line on stderr and an exit
+code. Heavy modules (the store, the importers, tabulate) are imported inside the commands
+that use them, so that `chatcrm --help` starts as fast as typer itself.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
+from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
@@ -17,11 +19,16 @@ from chatcrm.errors import ChatcrmError
 
 app = typer.Typer(
     name="chatcrm",
-    help="Open-channel chats in a CRM: the deals whose clients wait come first.",
+    help="Open-channel chats in a CRM, from the shell: the deals whose clients wait come first.\n\n"
+    "Import your chat exports, see who is waiting, answer, close and complete. "
+    "Run 'chatcrm COMMAND --help' for a command's options and examples.",
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+STATUSES = ("unread", "green", "grey")  # rules/statuses.py; a test checks they agree
 
 Db = Annotated[
     Optional[str],
@@ -32,20 +39,47 @@ Db = Annotated[
         show_default=False,
     ),
 ]
-Tz = Annotated[
+# --tz, worded for what each command does with a zone.
+TzWrite = Annotated[
     Optional[str],
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone for times without an offset, and for tables (default: $CHATCRM_TZ, else UTC for "
-        "input and the local zone for tables).",
+        help="Zone of an --at time without an offset (default: $CHATCRM_TZ, else UTC), and of the time "
+        "this command prints (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+    ),
+]
+TzImport = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tz",
+        metavar="ZONE",
+        help="Zone of the export's times that carry no offset, as on the phone that wrote it "
+        "(default: $CHATCRM_TZ, else UTC). Europe/Madrid, +03:00, UTC.",
+    ),
+]
+TzShow = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tz",
+        metavar="ZONE",
+        help="Zone of the times shown (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+    ),
+]
+TzPeriod = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tz",
+        metavar="ZONE",
+        help="Zone of the times shown and of --since/--until dates (default: $CHATCRM_TZ, else the local "
+        "zone for display and UTC for dates).",
     ),
 ]
 At = Annotated[
     Optional[str],
     typer.Option("--at", metavar="TIME", help="Record at this time (ISO 8601) instead of now ($CHATCRM_NOW)."),
 ]
-Deal = Annotated[str, typer.Argument(metavar="DEAL", help="The deal's id or key.")]
+Deal = Annotated[str, typer.Argument(metavar="DEAL", help="The deal's id (as `chatcrm list` shows it) or its key.")]
 Format = Annotated[
     Optional[str],
     typer.Option(
@@ -57,26 +91,59 @@ Format = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"chatcrm {version('chatcrm')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from chatcrm import __version__
+
+            typer.echo(f"chatcrm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Print chatcrm's version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    pass
+
+
+def _examples(*lines: str) -> str:
+    """A command's examples, shown at the end of its help."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _complete_status(incomplete: str) -> list[str]:
-    return [status for status in ("unread", "green", "grey") if status.startswith(incomplete)]
+    return [status for status in STATUSES if status.startswith(incomplete)]
 
 
 def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of --agent: the employees in the database (never creates one)."""
-    from chatcrm.store import EMPLOYEES_SQL, resolve_path
+    from chatcrm.store.connection import employee_names_read_only
 
-    path = resolve_path(ctx.params.get("db"))
-    if not path.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-        try:
-            names = [row[0] for row in conn.execute(EMPLOYEES_SQL)]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
+    names = employee_names_read_only(_db_path(ctx.params.get("db")))
     return [name for name in names if name.casefold().startswith(incomplete.casefold())]
+
+
+# ------------------------------------------------------------------ the edge: environment and clock
+
+
+def _db_path(db: str | None) -> Path:
+    """`--db`, else `$CHATCRM_DB`, else `$XDG_DATA_HOME/chatcrm/chatcrm.db` (that is,
+    `~/.local/share/chatcrm/chatcrm.db`)."""
+    if db:
+        return Path(db)
+    env = os.environ.get("CHATCRM_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "chatcrm" / "chatcrm.db"
 
 
 def _tz_name(tz: str | None) -> str | None:
@@ -89,48 +156,104 @@ def _input_zone(tz: str | None):
     return times.zone(_tz_name(tz))
 
 
+_shown_zone: list = []  # the zone the command shows times in, once known (for its errors too)
+
+
 def _display_zone(tz: str | None):
     from chatcrm import times
 
     name = _tz_name(tz)
-    return times.zone(name) if name else None
+    zone = times.zone(name) if name else None
+    _shown_zone[:] = [zone]
+    return zone
+
+
+def _clock() -> str:
+    """The current time: `$CHATCRM_NOW` when set (reproducible fixture builds), else the clock."""
+    from chatcrm import times
+    from chatcrm.errors import UsageError
+
+    fixed = os.environ.get("CHATCRM_NOW")
+    if fixed:
+        try:
+            return times.parse(fixed)
+        except ValueError as error:
+            raise UsageError(f"CHATCRM_NOW: {error}")
+    return times.current()
 
 
 def _now(at: str | None, tz: str | None) -> str:
-    from chatcrm import service
+    """`--at TIME` (read in the input zone when it has no offset), else the current time."""
+    from chatcrm import times
+    from chatcrm.errors import UsageError
 
-    return service.parse_at(at, _input_zone(tz))
+    if at is None:
+        return _clock()
+    try:
+        return times.parse(at, _input_zone(tz))
+    except ValueError as error:
+        raise UsageError(f"--at: {error}")
+
+
+def _color(stream=None) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    from chatcrm import render
+
+    return render.use_color(stream or sys.stdout, no_color=bool(os.environ.get("NO_COLOR")))
 
 
 def _store(db: str | None):
     from chatcrm.store import open_store
 
-    return open_store(db, on_upgrade=lambda note: typer.echo(note, err=True))
+    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True))
 
 
-def _say(message: str) -> None:
-    typer.echo(message)
+def _hint_if_empty(store) -> None:
+    """On an empty database, say once on stderr how to begin; stdout is left as it is."""
+    if store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None:
+        typer.echo(
+            "hint: the database is empty; import a chat export with `chatcrm ingest FILE` "
+            "(the README's sample day: chatcrm ingest fixtures/support-day.jsonl)",
+            err=True,
+        )
 
 
-@app.command()
+def _say(outcome, zone) -> None:
+    from chatcrm import render
+
+    typer.echo(render.outcome_line(outcome, zone))
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command(epilog=_examples('chatcrm ingest fixtures/support-day.jsonl', 'chatcrm ingest --agent "Tienda Sol" --tz Europe/Madrid "WhatsApp Chat with Marta.txt"', 'some-script | chatcrm ingest -'))
 def ingest(
-    files: Annotated[List[str], typer.Argument(metavar="FILE…", help="Files to import; - reads stdin.")],
+    files: Annotated[List[str], typer.Argument(metavar="FILE...", help="Files to import; - reads stdin.")],
     fmt: Annotated[
         Optional[str],
-        typer.Option("--format", metavar="FORMAT", help="jsonl, csv, telegram, whatsapp or messenger (default: detected)."),
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="jsonl, csv, telegram, whatsapp or messenger (default: detected from the content)."),
     ] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid records, report the rest.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Parse and report; write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and report; write nothing.")] = False,
     agent: Annotated[
-        Optional[List[str]], typer.Option("--agent", metavar="NAME", help="An employee's name in the export (repeatable).")
+        Optional[List[str]],
+        typer.Option("--agent", metavar="NAME", help="An employee's name as the export writes it (repeatable)."),
     ] = None,
     chat: Annotated[
-        Optional[str], typer.Option("--chat", metavar="KEY", help="Chat key for exports that do not name one (WhatsApp).")
+        Optional[str], typer.Option("--chat", metavar="KEY", help="The chat key, for an export that does not say it.")
     ] = None,
-    tz: Tz = None,
+    tz: TzImport = None,
     db: Db = None,
 ) -> None:
-    """Import events: chatcrm JSON Lines or CSV, Telegram, WhatsApp or Messenger exports."""
+    """Import chat exports or chatcrm events into the database.
+
+    Reads chatcrm's own JSON Lines or CSV and the exports of Telegram Desktop, WhatsApp
+    and Messenger/Instagram, telling them apart by their content. Everything named is
+    imported in one transaction: all or nothing. Importing a file again adds only what is
+    new. A summary goes to stderr.
+    """
     from chatcrm import importers, render, service
 
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
@@ -145,17 +268,11 @@ def ingest(
 
     report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
     for invalid in report.invalid:
-        typer.echo(f"skipped {invalid}", err=True)
-    what = "would add" if dry_run else "added"
-    names = ", ".join(f"{name} ({fmt_})" for name, fmt_ in report.formats.items())
-    typer.echo(
-        f"{what} {report.messages_added} message(s) and {report.events_added} other event(s); "
-        f"{report.present} already present; {len(report.invalid)} invalid — {names}",
-        err=True,
-    )
+        typer.echo(render.skipped_line(invalid), err=True)
+    typer.echo(render.ingest_summary(report, dry_run), err=True)
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm reply 3 "Hola Marta, tu pedido sale hoy."', 'chatcrm reply --author Elena D-1042 "Te reenvío la factura ahora."', 'chatcrm reply 3 -- "-10 % en tu próximo pedido"', 'echo "Texto largo" | chatcrm reply 3 -'))
 def reply(
     deal: Deal,
     text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply; - reads it from stdin.")],
@@ -165,17 +282,21 @@ def reply(
     ] = None,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The open chat, where the deal has several.")] = None,
     at: At = None,
-    tz: Tz = None,
+    tz: TzWrite = None,
     db: Db = None,
 ) -> None:
-    """Answer the client: an agent message on the deal's open chat (R3)."""
+    """Answer the client on the deal's open chat.
+
+    Records your reply as an employee's message: the chat is read again, and the deal
+    keeps its green counter until its activity is completed. A text that starts with
+    '-' goes after '--'.
+    """
     from chatcrm import service
 
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
-    now = _now(at, tz)
-    outcome = service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat)
-    _say(outcome.message)
+    now, zone = _now(at, tz), _display_zone(tz)
+    _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
 
 
 def _default_author() -> str:
@@ -190,55 +311,68 @@ def _default_author() -> str:
         return "agent"
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm close 3', 'chatcrm close 3 --complete', 'chatcrm close 6 --chat 11 --force'))
 def close(
     deal: Deal,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Close even though the client is waiting.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Close even though the client is waiting for an answer.")] = False,
     complete: Annotated[bool, typer.Option("--complete", help="Also complete the chat's activity.")] = False,
     at: At = None,
-    tz: Tz = None,
+    tz: TzWrite = None,
     db: Db = None,
 ) -> None:
-    """Close the deal's open chat session (R5); the activity stays active until completed."""
+    """Close the deal's open chat; its activity stays active.
+
+    A client who writes after the close opens a new chat on the same deal. A chat whose
+    client is waiting for an answer is not closed unless --force is given.
+    """
     from chatcrm import service
 
-    now = _now(at, tz)
-    _say(service.close(_store(db), deal, now=now, chat=chat, force=force, complete=complete).message)
+    now, zone = _now(at, tz), _display_zone(tz)
+    _say(service.close(_store(db), deal, now=now, chat=chat, force=force, complete=complete), zone)
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm complete 3', 'chatcrm complete 6 --activity 11', 'chatcrm complete 8 --force'))
 def complete(
     deal: Deal,
     activity: Annotated[
         Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Complete even though the client is waiting.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Complete even though the client is waiting for an answer.")] = False,
     at: At = None,
-    tz: Tz = None,
+    tz: TzWrite = None,
     db: Db = None,
 ) -> None:
-    """Complete the deal's active activity (R7); an open chat closes with it."""
+    """Complete the deal's activity; its open chat closes.
+
+    The activity turns from yellow (active) to white (completed), and the deal's counter
+    turns grey when no other activity is active. A chat whose client is waiting for an
+    answer is not completed unless --force is given.
+    """
     from chatcrm import service
 
-    now = _now(at, tz)
-    _say(service.complete(_store(db), deal, now=now, activity=activity, force=force).message)
+    now, zone = _now(at, tz), _display_zone(tz)
+    _say(service.complete(_store(db), deal, now=now, activity=activity, force=force), zone)
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm assign 8 Elena', 'chatcrm assign 6 Luis --chat 11'))
 def assign(
     deal: Deal,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The employee who becomes responsible.")],
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
     at: At = None,
-    tz: Tz = None,
+    tz: TzWrite = None,
     db: Db = None,
 ) -> None:
-    """Make an employee responsible for the deal's open chat (else its latest one)."""
+    """Make an employee responsible for the deal's open chat.
+
+    The deal then shows in that employee's queue (`chatcrm list --agent NAME`). A deal
+    with no open chat is assigned through its latest chat.
+    """
     from chatcrm import service
 
-    now = _now(at, tz)
-    _say(service.assign(_store(db), deal, name, now=now, chat=chat).message)
+    now, zone = _now(at, tz), _display_zone(tz)
+    _say(service.assign(_store(db), deal, name, now=now, chat=chat), zone)
 
 
 def _duration(value: str | None, option: str) -> int | None:
@@ -253,11 +387,11 @@ def _duration(value: str | None, option: str) -> int | None:
         raise UsageError(f"{option}: {error}")
 
 
-@app.command("list")
+@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json'))
 def list_(
     status: Annotated[
         Optional[str],
-        typer.Option("--status", metavar="STATUS", help="unread, green or grey.", autocompletion=_complete_status),
+        typer.Option("--status", metavar="STATUS", help="Only unread, green or grey deals.", autocompletion=_complete_status),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
     agent: Annotated[
@@ -280,21 +414,27 @@ def list_(
     watch: Annotated[bool, typer.Option("--watch", help="On a terminal: redraw every --interval until Ctrl-C.")] = False,
     interval: Annotated[str, typer.Option("--interval", metavar="DURATION", help="Time between redraws.")] = "5s",
     fmt: Format = None,
-    tz: Tz = None,
+    tz: TzShow = None,
     db: Db = None,
 ) -> None:
-    """The queue (R9): Unread deals, longest waiting first; then green; then grey."""
-    from chatcrm import render, service, times
+    """Show the queue: the deals whose clients wait come first.
+
+    Unread deals first, longest waiting first; then deals with an active activity (green
+    counter), oldest first; then the rest (grey), most recent first. A summary line
+    counts each group.
+    """
+    from chatcrm import render, service
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
     every = _duration(interval, "--interval")
     store = _store(db)
+    _hint_if_empty(store)
 
     def draw() -> str:
-        queue = service.queue(store, now=times.now(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
-        return render.queue_output(queue, fmt, display, render.use_color())
+        queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
+        return render.queue_output(queue, fmt, display, _color())
 
     if watch:
         _watch(draw, every)
@@ -322,18 +462,23 @@ def _watch(draw, every: int) -> None:
         sys.stdout.write("\n")
 
 
-@app.command()
-def timeline(deal: Deal, fmt: Format = None, tz: Tz = None, db: Db = None) -> None:
-    """The deal card's history (R10): sessions, activities and messages in time order."""
+@app.command(epilog=_examples('chatcrm timeline 2', 'chatcrm timeline D-1042 -f json'))
+def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -> None:
+    """Show a deal's history, in time order.
+
+    Each chat's opening and close, each activity as it was at each moment (created
+    active, or Unread while a client waited; completed white), and every message with
+    its direction, author and time. The header gives the deal's state today.
+    """
     from chatcrm import render, service
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     card, entries = service.timeline(_store(db), deal)
-    sys.stdout.write(render.timeline_output(card, entries, fmt, display, render.use_color()))
+    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm stats --since 7d', 'chatcrm stats --since 2026-11-24 --until 2026-11-25 -f json'))
 def stats(
     since: Annotated[
         Optional[str],
@@ -343,20 +488,26 @@ def stats(
         Optional[str], typer.Option("--until", metavar="WHEN", help="Until this time or date (not included), or this long ago.")
     ] = None,
     fmt: Format = None,
-    tz: Tz = None,
+    tz: TzPeriod = None,
     db: Db = None,
 ) -> None:
-    """Response metrics: first response, waits, time to close — per channel and employee."""
-    from chatcrm import render, stats as stats_, times
+    """Show response times: first response, waits and time to close.
+
+    For everyone, per channel and per employee: how many, the median, the 90th
+    percentile and the worst, for the whole database or a period.
+    """
+    from chatcrm import render, stats as stats_
 
     fmt = render.check_format(fmt)
-    now = times.now()
+    now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
-    report = stats_.compute(_store(db), now=now, since=start, until=end).as_dict()
+    store = _store(db)
+    _hint_if_empty(store)
+    report = stats_.compute(store, now=now, since=start, until=end).as_dict()
     sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm export -o backup.jsonl', 'chatcrm export --deal 5'))
 def export(
     output: Annotated[
         Optional[str], typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
@@ -365,13 +516,19 @@ def export(
     deal: Annotated[Optional[str], typer.Option("--deal", metavar="DEAL", help="Only this deal's facts.")] = None,
     db: Db = None,
 ) -> None:
-    """Every stored fact as chatcrm events, in time order: `ingest` rebuilds the database."""
+    """Write every stored fact as chatcrm events.
+
+    Messages, closes, completions and assignments in time order, as JSON Lines (or CSV).
+    Importing them into a new database gives the same queue, timelines and stats, ids
+    included: a backup, a diff between two databases, or a case to hand over.
+    """
     from chatcrm import render, service
     from chatcrm.errors import UsageError
 
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"unknown --format {fmt!r} for export (use jsonl or csv)")
     store = _store(db)
+    _hint_if_empty(store)
     with store.read():
         records = service.export(store, deal)
         if output is None or output == "-":
@@ -403,35 +560,45 @@ def _write_atomically(path: str, write) -> int:
     return result
 
 
-@app.command()
+@app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
 def check(db: Db = None) -> None:
-    """Verify the database: integrity, foreign keys, and derived states against the facts."""
+    """Verify the database against its facts.
+
+    Recomputes every chat, activity and deal from the messages, closes, completions and
+    assignments, and compares. Prints each problem (exit 1), or one `ok:` line.
+    """
+    from chatcrm import render
+    from chatcrm.store import verify
+
     store = _store(db)
-    problems = store.check()
+    problems = verify.check(store)
     if problems:
-        for problem in problems:
-            typer.echo(problem)
-        typer.echo(f"Error: {len(problems)} problem(s) in {store.path}", err=True)
+        listing, error = render.check_problems(store.path, problems)
+        sys.stdout.write(listing)
+        typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)
-    counts = store.counts()
-    typer.echo(
-        f"ok: {store.path}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
-        f"{counts['activities']} activities match what {counts['messages']} messages and "
-        f"{counts['chat_events'] + counts['assignments']} other events give"
-    )
+    typer.echo(render.check_ok(store.path, verify.counts(store)))
+
+
+# ------------------------------------------------------------------ running a command
 
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: runs a command; errors become one line on stderr and an exit code."""
+    import sqlite3
+
     from typer.main import get_command
 
     command = get_command(app)
-    if not (sys.argv[1:] if argv is None else argv):
-        argv = ["--help"]
+    _plain_usage(command)
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        args = ["--help"]
+    _shown_zone[:] = []
     try:
-        code = command.main(args=argv, prog_name="chatcrm", standalone_mode=False)
+        code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:
-        _fail(str(error), error.exit_code)
+        _fail(_worded(error), error.exit_code)
     except sqlite3.Error as error:
         _fail(f"database error: {error}", 1)
     except KeyboardInterrupt:
@@ -443,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
         if _is_usage_error(error):
-            _fail(f"{error.format_message()} (see '{_usage_hint(command, argv)} --help')", 2)
+            _fail(f"{error.format_message()}{_dash_hint(error)} (see '{_usage_hint(command, args)} --help')", 2)
         if os.environ.get("CHATCRM_DEBUG"):
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (set CHATCRM_DEBUG=1 for details)", 1)
@@ -455,12 +622,36 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _worded(error: ChatcrmError) -> str:
+    """The error's message, its times in the zone the command shows times in."""
+    if not _shown_zone:
+        return str(error)
+    from chatcrm import times
+
+    return error.worded(lambda value: times.sentence(value, _shown_zone[0]))
+
+
+def _plain_usage(group) -> None:
+    """Usage lines name arguments as `DEAL TEXT`, not `{DEAL} {TEXT}`."""
+    for command in group.commands.values():
+        for param in command.params:
+            if param.param_type_name == "argument" and param.metavar:
+                param.get_usage_pieces = lambda ctx, p=param: [p.metavar]
+
+
+def _dash_hint(error: Exception) -> str:
+    """A text that starts with '-' reads as an option: say how to pass it."""
+    name = getattr(error, "option_name", None) or ""
+    if type(error).__name__ == "NoSuchOption" and name.startswith("-") and not name.startswith("--"):
+        return f"; a text that starts with '-' goes after '--' (chatcrm reply DEAL -- '{name}…')"
+    return ""
+
+
 def _is_usage_error(error: Exception) -> bool:
     return hasattr(error, "format_message") and hasattr(error, "exit_code")
 
 
-def _usage_hint(group, argv: list[str] | None) -> str:
-    args = sys.argv[1:] if argv is None else argv
+def _usage_hint(group, args: list[str]) -> str:
     name = next((a for a in args if not a.startswith("-")), None)
     return f"chatcrm {name}" if name in group.commands else "chatcrm"
 
@@ -471,5 +662,7 @@ def _quiet_stdout() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+    from chatcrm.render import safe  # a message may quote what a client or a file wrote
+
+    sys.stderr.write(f"Error: {safe(message, single_line=True)}\n")
     sys.exit(code)

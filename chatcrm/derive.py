@@ -1,4 +1,4 @@
-"""Pure derivation of states from facts (SPEC §1–2): no database, no clock.
+"""Pure derivation of states from facts (docs/rules.md, R1–R9): no database, no clock.
 
 The store feeds these functions the facts of one chat key (or one deal) and saves what
 they return; `chatcrm check` runs them again from scratch and compares.
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 from chatcrm import times
+from chatcrm.rules import statuses
+from chatcrm.rules.order import FACT_RANK
 
 
 class MessageFact(NamedTuple):
@@ -56,16 +58,16 @@ class Session:
     waits: list[Wait] | None = None  # only when derive_sessions(track_waits=True)
 
     @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
-
-    @property
     def unread(self) -> bool:
-        """R2/R5: an open session with an unanswered client message."""
-        return self.closed_at is None and self.waiting_since is not None
+        return is_unread(self.closed_at, self.waiting_since)
 
 
-_KIND_ORDER = {"close": 1, "complete": 2, "assign": 3}
+def is_unread(closed_at: str | None, waiting_since: str | None) -> bool:
+    """R2/R5: a session is unread while it is open and a client waits for an answer."""
+    return closed_at is None and waiting_since is not None
+
+
+_CLOSE, _COMPLETE, _ASSIGN = FACT_RANK["close"], FACT_RANK["complete"], FACT_RANK["assign"]
 
 
 def derive_sessions(
@@ -74,7 +76,8 @@ def derive_sessions(
     """R1–R7 for one chat key: its sessions, in time order, from its facts.
 
     At one instant, messages come before a close or completion (a message at the same
-    instant as the close still belongs to the session), and a close before a completion.
+    instant as the close still belongs to the session), and a close before a completion
+    (rules/order.py).
 
     Each session's responsible employee is the one it was last assigned to, else the
     author of its first reply, else the previous session's responsible (a client who
@@ -84,23 +87,25 @@ def derive_sessions(
     """
     # (time, kind, line, arrival, fact): the arrival number is unique, so the sort never
     # compares two facts and keeps arrival order among equals, with no key function.
-    facts: list[tuple] = [(m.at, 0, m.seq, n, m) for n, m in enumerate(messages)]
+    # Within one instant, facts apply in the order of rules/order.py.
+    message_rank = FACT_RANK["message"]
+    facts: list[tuple] = [(m.at, message_rank, m.seq, n, m) for n, m in enumerate(messages)]
     arrival = len(facts)
-    facts.extend((e.at, _KIND_ORDER[e.kind], 0, arrival + n, e) for n, e in enumerate(events))
+    facts.extend((e.at, FACT_RANK[e.kind], 0, arrival + n, e) for n, e in enumerate(events))
     facts.sort()
     sessions: list[Session] = []
     current: Session | None = None
     for at, rank, _, _, fact in facts:
-        if rank == 0:
+        if rank == message_rank:
             if current is None:
                 current = Session(opened_at=at, opened_by=fact.direction, waits=[] if track_waits else None)
                 sessions.append(current)
             _add_message(current, fact)
-        elif rank == 1:
+        elif rank == _CLOSE:
             if current is not None:
                 _close(current, at)
                 current = None
-        elif rank == 3:
+        elif rank == _ASSIGN:
             target = _complete_target(sessions, fact.session)
             if target is not None:
                 target.assigned_to = fact.agent
@@ -172,12 +177,9 @@ class ChatState:
     responsible: str | None = None
 
 
-STATUS_RANK = {"unread": 0, "green": 1, "grey": 2}
-
-
 @dataclass
 class DealState:
-    status: str = "grey"
+    status: str = statuses.GREY
     waiting_since: str | None = None
     oldest_active_at: str | None = None
     open_chats: int = 0
@@ -190,7 +192,7 @@ class DealState:
 
     @property
     def status_rank(self) -> int:
-        return STATUS_RANK[self.status]
+        return statuses.RANK[self.status]
 
 
 def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState:
@@ -222,15 +224,11 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
         last_events.extend(t for t in (chat.last_message_at, chat.closed_at, chat.completed_at) if t)
     state.last_event_at = max(last_events) if last_events else None
     state.responsible = latest_responsible[1] if latest_responsible else None
-    if state.waiting_since is not None:
-        state.status = "unread"
-        state.queue_key = times.epoch(state.waiting_since)
-    elif state.active_activities:
-        state.status = "green"
-        state.queue_key = times.epoch(state.oldest_active_at)
-    else:
-        state.status = "grey"
-        state.queue_key = -times.epoch(state.last_event_at) if state.last_event_at else 0
+    state.status = statuses.status_of(state.waiting_since, state.active_activities)
+    state.queue_key = statuses.queue_key(
+        state.status, *(times.epoch(t) if t else None for t in (state.waiting_since, state.oldest_active_at,
+                                                                 state.last_event_at))
+    )
     return state
 
 

@@ -1,10 +1,26 @@
-"""One exception family; each error carries the exit code SPEC §3 gives it."""
+"""One exception family; each error carries the exit code of the README's table.
+
+An error's message may hold times (`times.Moment`): the CLI shows them in the user's zone,
+as the tables do; `str()` gives them as stored (UTC).
+"""
+
+from __future__ import annotations
 
 
 class ChatcrmError(Exception):
     """An error the user can act on; the CLI prints it as one line on stderr."""
 
     exit_code = 1
+
+    def __init__(self, *parts):
+        super().__init__("".join(str(part) for part in parts))
+        self.parts = parts
+
+    def worded(self, show_time) -> str:
+        """The message with its times shown by `show_time` (stored text → text)."""
+        from chatcrm.times import Moment
+
+        return "".join(show_time(part.value) if isinstance(part, Moment) else str(part) for part in self.parts)
 
 
 class UsageError(ChatcrmError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import Iterable, Iterator, TextIO
 
 from chatcrm import times
 from chatcrm.errors import UsageError
+from chatcrm.rules.statuses import GREEN, GREY, UNREAD
 
 MACHINE_FORMATS = ("json", "jsonl", "csv")
 DEFAULT_TABLE = "simple"
@@ -72,16 +72,15 @@ def check_format(fmt: str | None) -> str:
     )
 
 
-def use_color(stream: TextIO | None = None) -> bool:
+def use_color(stream: TextIO, *, no_color: bool) -> bool:
     """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
-    stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR"):
+    if no_color:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
 
-_STYLES = {"unread": "1;31", "green": "32", "grey": "90", "bold": "1", "dim": "2", "yellow": "33"}
+_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33"}
 
 
 def paint(text: str, style: str, color: bool) -> str:
@@ -159,10 +158,75 @@ def table(rows: list[list], headers: list[str], fmt: str) -> str:
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True) + "\n"
 
 
+# ------------------------------------------------------------------ outcomes
+
+
+def outcome_line(outcome, tz: tzinfo | None) -> str:
+    """What a command did (a service.Outcome), in one sentence; times in the user's zone."""
+    o = outcome
+    at = times.sentence(o.at, tz)
+    chat = f"chat {o.chat_id} ({safe(o.chat_key, single_line=True)})" if o.chat_key is not None else ""
+    if o.action == "replied":
+        return f"replied on deal {o.deal_id}, {chat} at {at}"
+    if o.action == "closed":
+        if o.reason == "no_open_chat":
+            return f"deal {o.deal_id} has no open chat; nothing to close"
+        if o.reason == "already_closed":
+            done = "closed and its activity completed" if o.completed else "closed"
+            return f"chat {o.chat_id} of deal {o.deal_id} is already {done}; nothing changed"
+        what = f"closed and completed activity {o.activity_id}" if o.completed else "closed"
+        return f"deal {o.deal_id}: {chat} {what} at {at}"
+    if o.action == "completed":
+        if o.reason == "no_active_activity":
+            return f"deal {o.deal_id} has no active activity; nothing to complete"
+        if o.reason == "already_completed":
+            return (f"activity {o.activity_id} of deal {o.deal_id} was already completed at "
+                    f"{times.sentence(o.completed_at, tz)}; nothing changed")
+        closed = " and closed its chat" if o.closed else ""
+        return f"deal {o.deal_id}: completed activity {o.activity_id}{closed} at {at}"
+    if o.action == "assigned":
+        agent = safe(o.agent, single_line=True)
+        if o.reason == "already_assigned":
+            return f"chat {o.chat_id} of deal {o.deal_id} is already {agent}'s; nothing changed"
+        return f"deal {o.deal_id}: {chat} assigned to {agent} at {at}"
+    raise ValueError(f"unknown outcome {o.action!r}")
+
+
+def ingest_summary(report, dry_run: bool) -> str:
+    """An import's one summary line (service.IngestReport)."""
+    what = "would add" if dry_run else "added"
+    names = ", ".join(f"{safe(name, single_line=True)} ({fmt})" for name, fmt in report.formats.items())
+    changed = ""
+    if report.directions_changed:
+        verb = "would change" if dry_run else "changed"
+        changed = f"; {report.directions_changed} message(s) {verb} direction (client/agent)"
+    return (
+        f"{what} {report.messages_added} message(s) and {report.events_added} other event(s); "
+        f"{report.present} already present{changed}; {len(report.invalid)} invalid — {names}"
+    )
+
+
+def skipped_line(invalid) -> str:
+    return f"skipped {safe(str(invalid), single_line=True)}"
+
+
+def check_ok(path, counts: dict[str, int]) -> str:
+    return (
+        f"ok: {path}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
+        f"{counts['activities']} activities match what {counts['messages']} messages and "
+        f"{counts['chat_events'] + counts['assignments']} other events give"
+    )
+
+
+def check_problems(path, problems: list[str]) -> tuple[str, str]:
+    """(stdout, the error line) for a database with problems."""
+    return "".join(safe(p, single_line=True) + "\n" for p in problems), f"{len(problems)} problem(s) in {path}"
+
+
 # ------------------------------------------------------------------ list
 
 
-STATUS_LABEL = {"unread": "UNREAD", "green": "green", "grey": "grey"}
+STATUS_LABEL = {UNREAD: "UNREAD", GREEN: "green", GREY: "grey"}
 
 
 def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
@@ -201,9 +265,9 @@ def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
 def summary_line(queue, color: bool) -> str:
     counts = queue.counts
     parts = [
-        paint(f"{counts['unread']} unread", "unread", color and counts["unread"] > 0),
-        paint(f"{counts['green']} green", "green", color),
-        paint(f"{counts['grey']} grey", "grey", color),
+        paint(f"{counts[UNREAD]} unread", UNREAD, color and counts[UNREAD] > 0),
+        paint(f"{counts[GREEN]} green", GREEN, color),
+        paint(f"{counts[GREY]} grey", GREY, color),
     ]
     if queue.sla_seconds is not None:
         sla = times.duration(queue.sla_seconds)

@@ -1,29 +1,50 @@
-"""The rules of SPEC.md as operations: ingest, reply, close, complete, queue, timeline.
+"""The rules of docs/rules.md as operations: ingest, reply, close, complete, assign, queue,
+timeline, export.
 
-No printing and no clock here: the caller passes `now` and renders what comes back.
-Every mutating operation runs in one write transaction and reads the state it checks
-inside that transaction, so concurrent commands cannot act on a stale view.
+No printing, no clock and no environment here: the caller passes `now`, and the renderer
+words what comes back (`Outcome`, `IngestReport`, `Queue`). Every mutating operation runs
+in one write transaction and reads the state it checks inside that transaction, so
+concurrent commands cannot act on a stale view.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from chatcrm import times
+from chatcrm.derive import is_unread
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
 from chatcrm.events import Event, Invalid
-from chatcrm.store import Store
-
-STATUSES = ("unread", "green", "grey")
+from chatcrm.rules import employees as employee_rule
+from chatcrm.rules import sla as sla_rule
+from chatcrm.rules import statuses
+from chatcrm.store import Store, queries
+from chatcrm.store.batch import ImportBatch
+from chatcrm.store.facts import facts
+from chatcrm.times import Moment
 
 
 @dataclass
 class Outcome:
-    """What a command did (or, with changed=False, why it had nothing to do)."""
+    """What a command did, or (`changed` False) why it had nothing to do.
 
-    message: str
+    `action`: replied, closed, completed or assigned. `reason`, when nothing changed:
+    no_open_chat, already_closed, no_active_activity, already_completed, already_assigned.
+    """
+
+    action: str
+    deal_id: int
+    at: str
     changed: bool = True
+    reason: str | None = None
+    chat_id: int | None = None
+    chat_key: str | None = None
+    activity_id: int | None = None
+    completed: bool = False  # close --complete: the activity was completed too
+    closed: bool = False  # complete: the open chat closed with it
+    agent: str | None = None
+    completed_at: str | None = None  # already_completed: when
 
 
 # ------------------------------------------------------------------ ingest
@@ -34,13 +55,9 @@ class IngestReport:
     messages_added: int = 0
     events_added: int = 0
     present: int = 0
+    directions_changed: int = 0
     invalid: list[Invalid] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
-    dry_run: bool = False
-
-    @property
-    def read(self) -> int:
-        return self.messages_added + self.events_added + self.present
 
 
 class _DryRun(Exception):
@@ -59,10 +76,10 @@ def ingest(
     `batches` yields (source name, format, events). An invalid record refuses the whole
     import unless `skip_invalid`, in which case it is reported and left out.
     """
-    report = IngestReport(dry_run=dry_run)
+    report = IngestReport()
     try:
         with store.write():
-            batch = store.batch()
+            batch = ImportBatch(store)
             for source, fmt, events in batches:
                 report.formats[source] = fmt
                 batch.start_file()
@@ -78,6 +95,7 @@ def ingest(
             report.messages_added = batch.messages_added
             report.events_added = batch.events_added
             report.present = batch.present
+            report.directions_changed = batch.directions_changed
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -95,20 +113,29 @@ def _invalid(report: IngestReport, invalid: Invalid, skip: bool) -> None:
 
 
 def find_deal(store: Store, ref: str) -> dict:
-    deal = store.find_deal(str(ref).strip())
+    deal = queries.find_deal(store, str(ref).strip())
     if deal is None:
         raise NotFound(f"no deal {ref!r} (give a deal id or key; `chatcrm list` shows them)")
     return deal
 
 
-def _chat_label(chat: dict) -> str:
-    return f"{chat['chat_id']} ({chat['chat_key']}, opened {chat['opened_at']})"
+def _chat_label(chat: dict) -> tuple:
+    return (f"{chat['chat_id']} ({chat['chat_key']}, opened ", Moment(chat["opened_at"]), ")")
+
+
+def _listing(items: list[tuple]) -> list:
+    parts: list = []
+    for n, item in enumerate(items):
+        if n:
+            parts.append("; ")
+        parts.extend(item)
+    return parts
 
 
 def _deal_and_chat(store: Store, deal_ref: str, chat_ref: str | None) -> tuple[dict, list[dict], dict | None]:
     """The deal, its chats, and the chat a command acts on (see `_pick_chat`)."""
     deal = find_deal(store, deal_ref)
-    chats = store.deal_chats(deal["deal_id"])
+    chats = queries.deal_chats(store, deal["deal_id"])
     return deal, chats, _pick_chat(deal, chats, chat_ref)
 
 
@@ -126,25 +153,30 @@ def _pick_chat(deal: dict, chats: list[dict], chat_ref: str | None) -> dict | No
         return named[0]
     open_chats = [c for c in chats if c["closed_at"] is None]
     if len(open_chats) > 1:
-        listing = "; ".join(_chat_label(c) for c in open_chats)
-        raise Refused(f"deal {deal['deal_id']} has {len(open_chats)} open chats: {listing}; choose one with --chat")
+        raise Refused(f"deal {deal['deal_id']} has {len(open_chats)} open chats: ",
+                      *_listing([_chat_label(c) for c in open_chats]), "; choose one with --chat")
     return open_chats[0] if open_chats else None
 
 
 def _not_before(now: str, chat: dict, what: str) -> None:
     if now < chat["opened_at"]:
-        raise Refused(f"cannot {what} at {now}: chat {chat['chat_id']} opened later, at {chat['opened_at']}")
+        raise Refused(f"cannot {what} at ", Moment(now), f": chat {chat['chat_id']} opened later, at ",
+                      Moment(chat["opened_at"]))
+
+
+def _client_waits(chat: dict) -> bool:
+    return is_unread(chat["closed_at"], chat["waiting_since"])
 
 
 def _waiting_refusal(chat: dict, what: str) -> Refused:
     return Refused(
-        f"the client of chat {chat['chat_id']} ({chat['chat_key']}) has been waiting since "
-        f"{chat['waiting_since']}; reply first, or {what} anyway with --force"
+        f"the client of chat {chat['chat_id']} ({chat['chat_key']}) has been waiting since ",
+        Moment(chat["waiting_since"]), f"; reply first, or {what} anyway with --force",
     )
 
 
 def _record(store: Store, events: list[Event], count_stored_duplicates: bool = False) -> None:
-    batch = store.batch(count_stored_duplicates)
+    batch = ImportBatch(store, count_stored_duplicates)
     for event in events:
         batch.add(event)
     batch.finish()
@@ -165,7 +197,7 @@ def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat
         _not_before(now, target, "reply")
         event = Event("message", target["chat_key"], now, direction="agent", author=author, text=text, source="reply")
         _record(store, [event], count_stored_duplicates=True)
-    return Outcome(f"replied on deal {deal['deal_id']}, chat {target['chat_id']} ({target['chat_key']}) at {now}")
+    return Outcome("replied", deal["deal_id"], now, chat_id=target["chat_id"], chat_key=target["chat_key"])
 
 
 def close(
@@ -175,22 +207,22 @@ def close(
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
-            return Outcome(f"deal {deal['deal_id']} has no open chat; nothing to close", changed=False)
+            return Outcome("closed", deal["deal_id"], now, changed=False, reason="no_open_chat")
+        ids = {"chat_id": target["chat_id"], "chat_key": target["chat_key"], "activity_id": target["activity_id"]}
         events = []
         if target["closed_at"] is None:
             _not_before(now, target, "close")
-            if target["waiting_since"] and not force:
+            if _client_waits(target) and not force:
                 raise _waiting_refusal(target, "close")
             events.append(Event("close", target["chat_key"], now, source="close"))
         if complete and target["completed_at"] is None:
             _not_before(now, target, "complete")
             events.append(Event("complete", target["chat_key"], now, session=target["opened_at"], source="close"))
         if not events:
-            done = "closed and its activity completed" if complete else "closed"
-            return Outcome(f"chat {target['chat_id']} of deal {deal['deal_id']} is already {done}; nothing changed", False)
+            return Outcome("closed", deal["deal_id"], now, changed=False, reason="already_closed",
+                           completed=complete, **ids)
         _record(store, events)
-    what = "closed and completed activity " + str(target["activity_id"]) if complete else "closed"
-    return Outcome(f"deal {deal['deal_id']}: chat {target['chat_id']} ({target['chat_key']}) {what} at {now}")
+    return Outcome("closed", deal["deal_id"], now, completed=complete, **ids)
 
 
 def complete(
@@ -199,34 +231,30 @@ def complete(
     """R7: complete the deal's active activity; an open session closes with it."""
     with store.write():
         deal = find_deal(store, deal_ref)
-        chats = store.deal_chats(deal["deal_id"])
+        chats = queries.deal_chats(store, deal["deal_id"])
         if activity is not None:
             named = [c for c in chats if str(c["activity_id"]) == str(activity).strip()]
             if not named:
                 raise NotFound(f"deal {deal['deal_id']} has no activity {activity!r}")
             target = named[0]
             if target["completed_at"] is not None:
-                return Outcome(
-                    f"activity {target['activity_id']} of deal {deal['deal_id']} was already completed at "
-                    f"{target['completed_at']}; nothing changed",
-                    changed=False,
-                )
+                return Outcome("completed", deal["deal_id"], now, changed=False, reason="already_completed",
+                               activity_id=target["activity_id"], completed_at=target["completed_at"])
         else:
             active = [c for c in chats if c["completed_at"] is None]
             if not active:
-                return Outcome(f"deal {deal['deal_id']} has no active activity; nothing to complete", changed=False)
+                return Outcome("completed", deal["deal_id"], now, changed=False, reason="no_active_activity")
             if len(active) > 1:
-                listing = "; ".join(f"{c['activity_id']} (chat {_chat_label(c)})" for c in active)
-                raise Refused(
-                    f"deal {deal['deal_id']} has {len(active)} active activities: {listing}; choose one with --activity"
-                )
+                listing = _listing([(f"{c['activity_id']} (chat ", *_chat_label(c), ")") for c in active])
+                raise Refused(f"deal {deal['deal_id']} has {len(active)} active activities: ", *listing,
+                              "; choose one with --activity")
             target = active[0]
         _not_before(now, target, "complete")
-        if target["closed_at"] is None and target["waiting_since"] and not force:
+        if _client_waits(target) and not force:
             raise _waiting_refusal(target, "complete")
         _record(store, [Event("complete", target["chat_key"], now, session=target["opened_at"], source="complete")])
-    closed = " and closed its chat" if target["closed_at"] is None else ""
-    return Outcome(f"deal {deal['deal_id']}: completed activity {target['activity_id']}{closed} at {now}")
+    return Outcome("completed", deal["deal_id"], now, chat_id=target["chat_id"], chat_key=target["chat_key"],
+                   activity_id=target["activity_id"], closed=target["closed_at"] is None)
 
 
 def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | None = None) -> Outcome:
@@ -240,22 +268,21 @@ def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | Non
             if not chats:
                 raise Refused(f"deal {deal['deal_id']} has no chat to assign")
             target = chats[-1]
+        ids = {"chat_id": target["chat_id"], "chat_key": target["chat_key"], "agent": agent}
         if target["responsible"] == agent:
-            return Outcome(
-                f"chat {target['chat_id']} of deal {deal['deal_id']} is already {agent}'s; nothing changed", changed=False
-            )
+            return Outcome("assigned", deal["deal_id"], now, changed=False, reason="already_assigned", **ids)
         _not_before(now, target, "assign")
         event = Event("assign", target["chat_key"], now, session=target["opened_at"], agent=agent, source="assign")
         _record(store, [event])
-    return Outcome(f"deal {deal['deal_id']}: chat {target['chat_id']} ({target['chat_key']}) assigned to {agent} at {now}")
+    return Outcome("assigned", deal["deal_id"], now, **ids)
 
 
 # ------------------------------------------------------------------ reading
 
 
 def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
-    """Every stored fact (of one deal, when given) as a native event record (SPEC §4), in
-    time order.
+    """Every stored fact (of one deal, when given) as a native event record (docs/rules.md,
+    "The event format"), in time order.
 
     Importing the records into a new database gives the same deals, sessions, states,
     timelines and statistics: each line carries its chat's channel, its deal when that is
@@ -271,42 +298,40 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
-    for (kind, at, chat, uid, direction, author, text, session, agent,
-         channel, contact, contact_at, title, title_at, deal_key, deal_id, chat_id, activity_id) in store.facts(only):
+    for fact in facts(store, only):
+        kind, at = fact.kind, fact.at
         record: dict = {"type": kind}
-        if kind == "message" and uid.startswith("id:"):
-            record["id"] = uid[3:]
-        record["chat"] = chat
-        if deal_key != chat:
-            record["deal"] = deal_key
-        if deal_id not in deals_seen:
-            deals_seen.add(deal_id)
-            record["deal_id"] = deal_id
-        if chat_id is not None and chat_id not in chats_seen:
-            chats_seen.add(chat_id)
-            record["chat_id"] = chat_id
-            record["activity_id"] = activity_id
-        record["channel"] = channel
-        if contact is not None and at >= contact_at:
-            record["contact"] = contact
-        if title is not None and at >= title_at:
-            record["title"] = title
+        if kind == "message" and fact.uid.startswith("id:"):
+            record["id"] = fact.uid[3:]
+        record["chat"] = fact.chat_key
+        if fact.deal_key != fact.chat_key:
+            record["deal"] = fact.deal_key
+        if fact.deal_id not in deals_seen:
+            deals_seen.add(fact.deal_id)
+            record["deal_id"] = fact.deal_id
+        if fact.chat_id is not None and fact.chat_id not in chats_seen:
+            chats_seen.add(fact.chat_id)
+            record["chat_id"] = fact.chat_id
+            record["activity_id"] = fact.activity_id
+        record["channel"] = fact.channel
+        if fact.contact is not None and at >= fact.contact_at:
+            record["contact"] = fact.contact
+        if fact.title is not None and at >= fact.title_at:
+            record["title"] = fact.title
         if kind == "message":
-            record.update({"from": direction, "author": author, "text": text})
-        if session:
-            record["session"] = session
-        if agent is not None:
-            record["agent"] = agent
+            record.update({"from": fact.direction, "author": fact.author, "text": fact.text})
+        if fact.session:
+            record["session"] = fact.session
+        if fact.agent is not None:
+            record["agent"] = fact.agent
         record["at"] = at
         yield record
-
 
 
 @dataclass
 class Queue:
     rows: list[dict]
     counts: dict[str, int]
-    now: str
     agent: str | None = None
     sla_seconds: int | None = None
     overdue: int = 0  # unread deals (of `agent`) waiting longer than the SLA, shown or not
@@ -328,37 +353,47 @@ def queue(
     """R9: the deals in queue order, with each group's count.
 
     `agent` keeps the deals that employee is responsible for; `sla_seconds` marks the
-    deals whose client has waited longer than that as overdue.
+    deals whose client has waited longer than that as overdue (rules/sla.py).
     """
-    if status is not None and status not in STATUSES:
-        raise UsageError(f"unknown status {status!r} (use unread, green or grey)")
+    if status is not None:
+        try:
+            statuses.parse(status)
+        except ValueError as error:
+            raise UsageError(str(error))
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     if agent is not None:
         agent = agent.strip()
-        if not store.is_employee(agent):
+        if not queries.is_employee(store, agent):
             raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
-    rows = store.queue(status, limit, agent)
+    rows = queries.queue(store, status, limit, agent)
     now_epoch = times.epoch(now)
     for row in rows:
         since = row["waiting_since"]
-        row["waiting_seconds"] = max(0, now_epoch - times.epoch(since)) if since else None
-        row["overdue"] = None if sla_seconds is None else (row["waiting_seconds"] or 0) > sla_seconds
-    overdue = store.count_waiting_before(now_epoch - sla_seconds, agent) if sla_seconds is not None else 0
-    return Queue(rows, store.queue_counts(agent), now, agent, sla_seconds, overdue)
+        since_epoch = times.epoch(since) if since else None
+        row["waiting_seconds"] = max(0, now_epoch - since_epoch) if since else None
+        row["overdue"] = None if sla_seconds is None else (
+            since_epoch is not None and sla_rule.overdue(since_epoch, now_epoch, sla_seconds)
+        )
+    overdue = queries.count_overdue(store, now_epoch, sla_seconds, agent) if sla_seconds is not None else 0
+    return Queue(rows, queries.queue_counts(store, agent), agent, sla_seconds, overdue)
 
 
 def _known_employees(store: Store, name: str) -> str:
     import difflib
 
-    names = store.employees()
+    names = queries.employees(store)
     if not names:
         return " (nobody has replied or been assigned yet)"
-    close = [n for n in names if n.casefold() == name.casefold()] or difflib.get_close_matches(name, names, n=1)
+    close = [n for n in names if employee_rule.same(n, name)] or difflib.get_close_matches(name, names, n=1)
     if close:
         return f" (did you mean {close[0]!r}?)"
     shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
     return f" (employees: {shown})"
+
+
+def employees(store: Store) -> list[str]:
+    return queries.employees(store)
 
 
 _TIMELINE_ORDER = {
@@ -373,17 +408,20 @@ _TIMELINE_ORDER = {
 
 
 def activity_state(chat: dict) -> str:
+    """An activity's state now: completed, else Unread while its client waits, else active."""
     if chat["completed_at"] is not None:
         return "completed"
-    if chat["closed_at"] is None and chat["waiting_since"]:
+    if _client_waits(chat):
         return "unread"
     return "active"
 
 
 def timeline(store: Store, deal_ref: str) -> tuple[dict, list[dict]]:
-    """R10: the deal card's history in time order."""
+    """R10: the deal card's history in time order. Each activity entry carries its state
+    at that moment: created active (Unread when a client opened the session), completed
+    when it was completed; the deal (the header) carries today's."""
     deal = find_deal(store, deal_ref)
-    chats = store.deal_chats(deal["deal_id"])
+    chats = queries.deal_chats(store, deal["deal_id"])
     entries: list[tuple] = []
 
     def add(at: str, kind: str, order: int, **values) -> None:
@@ -395,22 +433,22 @@ def timeline(store: Store, deal_ref: str) -> tuple[dict, list[dict]]:
     sessions_by_key: dict[str, list[tuple[str, int, dict]]] = {}
     for order, chat in enumerate(chats, start=1):
         ids = {"chat_id": chat["chat_id"], "activity_id": chat["activity_id"]}
-        state = activity_state(chat)
-        unread = state == "unread"
+        unread = activity_state(chat) == "unread"
         add(chat["opened_at"], "chat_opened", order, **ids, chat_key=chat["chat_key"], channel=chat["channel"],
             opened_by=chat["opened_by"], unread=unread, waiting_since=chat["waiting_since"])
-        add(chat["activity_created_at"], "activity_created", order, **ids, state=state)
+        created = "unread" if chat["opened_by"] == "client" else "active"  # R1
+        add(chat["activity_created_at"], "activity_created", order, **ids, state=created)
         if chat["closed_at"] is not None:
             add(chat["closed_at"], "chat_closed", order, **ids)
         if chat["completed_at"] is not None:
             add(chat["completed_at"], "activity_completed", order, **ids, state="completed")
         sessions_by_key.setdefault(chat["chat_key"], []).append((chat["opened_at"], order, chat))
-    for message in store.deal_messages(deal["deal_id"]):
+    for message in queries.deal_messages(store, deal["deal_id"]):
         order, chat = _session_of(sessions_by_key.get(message["chat_key"], []), message["sent_at"])
         add(message["sent_at"], "message", order, chat_id=chat and chat["chat_id"],
             activity_id=chat and chat["activity_id"], direction=message["direction"],
             author=message["author"], text=message["text"])
-    for assignment in store.deal_assignments(deal["deal_id"]):
+    for assignment in queries.deal_assignments(store, deal["deal_id"]):
         sessions = sessions_by_key.get(assignment["chat_key"], [])
         named = [s for s in sessions if s[0] == assignment["session"]]
         order, chat = (named[0][1], named[0][2]) if named else _session_of(sessions, assignment["at"])
@@ -426,14 +464,3 @@ def _session_of(sessions: list[tuple[str, int, dict]], at: str) -> tuple[int, di
         if opened_at <= at:
             found = (order, chat)
     return found
-
-
-def parse_at(value: str | None, tz, now: Callable[[], str] = times.now) -> str:
-    """`--at TIME` (ISO 8601, read in `tz` when it has no offset), else the current time."""
-    if value is None:
-        return now()
-    try:
-        return times.parse(value, tz)
-    except ValueError as error:
-        raise UsageError(f"--at: {error}")
-

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from chatcrm import times
 from chatcrm.errors import UsageError
 from chatcrm.store import Store
+from chatcrm.store.facts import sessions_by_chat_key
 
 METRICS = ("first_response", "wait", "time_to_close")
 NOBODY = "(nobody)"
@@ -124,7 +125,7 @@ def compute(store: Store, *, now: str, since: str | None = None, until: str | No
                 series.unanswered += 1
 
     with store.read():
-        for _, channel, sessions in store.sessions_by_chat_key(track_waits=True):
+        for _, channel, sessions in sessions_by_chat_key(store, track_waits=True):
             for session in sessions:
                 opened = times.epoch(session.opened_at)
                 if within(session.opened_at):

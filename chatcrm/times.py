@@ -6,9 +6,9 @@ columns directly, and the `sqlite3` shell shows readable values.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import NamedTuple
 
 from chatcrm.errors import UsageError
 
@@ -101,15 +101,31 @@ def epoch(value: str) -> int:
     return int(to_datetime(value).timestamp())
 
 
-def now() -> str:
-    """The current time, or `CHATCRM_NOW` when set (reproducible fixture builds)."""
-    fixed = os.environ.get("CHATCRM_NOW")
-    if fixed:
-        try:
-            return parse(fixed)
-        except ValueError as error:
-            raise UsageError(f"CHATCRM_NOW: {error}")
+def current() -> str:
+    """The machine's current time as stored text (the CLI reads the clock; nothing else)."""
     return stored(datetime.now(UTC))
+
+
+class Moment(NamedTuple):
+    """A stored time inside a sentence (an error, a confirmation): shown in the user's
+    zone by whoever prints it (`sentence`), as stored text by `str()`."""
+
+    value: str
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def sentence(value: str, tz: tzinfo | None) -> str:
+    """A stored time for a sentence, to the second: `2026-11-24T17:00:00Z` in UTC, with
+    its offset in another zone (`2026-11-24T18:00:00+01:00`)."""
+    if tz is UTC:
+        return value
+    moment = to_datetime(value)
+    local = moment.astimezone(tz) if tz is not None else moment.astimezone()
+    if local.utcoffset() == timedelta(0):
+        return value
+    return local.isoformat(timespec="seconds")
 
 
 def display(value: str | None, tz: tzinfo | None) -> str:

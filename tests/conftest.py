@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from chatcrm import store as store_module
+from chatcrm.store import batch as batch_module
 from chatcrm.store import open_store
 
 
@@ -12,7 +12,7 @@ def small_flushes(monkeypatch):
     an empty database takes the bulk path (index dropped, rebuilt at the end) as a
     large one would. CHATCRM_TEST_FLUSH=default keeps the real size."""
     if os.environ.get("CHATCRM_TEST_FLUSH") != "default":
-        monkeypatch.setattr(store_module, "FLUSH_EVERY", 3)
+        monkeypatch.setattr(batch_module, "FLUSH_EVERY", 3)
 
 
 @pytest.fixture(autouse=True)

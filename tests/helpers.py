@@ -9,6 +9,7 @@ from chatcrm.events import Event
 from chatcrm.importers.native import event_from_record
 from chatcrm.store import open_store
 from chatcrm.times import UTC
+from chatcrm.store import queries
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -78,5 +79,12 @@ def deal(store, ref):
     return service.find_deal(store, str(ref))
 
 
+def said(outcome) -> str:
+    """A command's outcome as the CLI words it (times in UTC)."""
+    from chatcrm import render
+
+    return render.outcome_line(outcome, UTC)
+
+
 def chats(store, ref):
-    return store.deal_chats(deal(store, ref)["deal_id"])
+    return queries.deal_chats(store, deal(store, ref)["deal_id"])

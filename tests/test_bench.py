@@ -3,6 +3,7 @@
 from chatcrm import bench
 from chatcrm.store import open_store
 from tests.helpers import run
+from chatcrm.store import verify
 
 
 def test_the_stored_rows_floor_writes_exactly_the_rows_the_import_stored(tmp_path):
@@ -19,11 +20,11 @@ def test_the_stored_rows_floor_writes_exactly_the_rows_the_import_stored(tmp_pat
         source, floor = stores
         tables = {row[0] for row in source.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert set(bench.STORED_TABLES) == tables - {"_sqlite_migrations"}
-        assert floor.counts() == source.counts() and source.counts()["messages"] > 0
+        assert verify.counts(floor) == verify.counts(source) and verify.counts(source)["messages"] > 0
         for table in bench.STORED_TABLES:
             rows = f"SELECT * FROM {table} ORDER BY rowid"
             assert floor.conn.execute(rows).fetchall() == source.conn.execute(rows).fetchall(), table
-        assert floor.check() == []
+        assert verify.check(floor) == []
     finally:
         for store in stores:
             store.close()

@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from chatcrm import store as store_module
+from chatcrm.store import batch as batch_module
 from tests.helpers import msg, run, write_jsonl
 
 
@@ -64,7 +65,7 @@ def day_with_repeats() -> list[dict]:
 
 @pytest.mark.parametrize("flush_every", [3, 100_000], ids=["index built at the end", "index kept up to date"])
 def test_repeated_messages_are_kept_once_and_said_so(flush_every, tmp_path, monkeypatch, statements):
-    monkeypatch.setattr(store_module, "FLUSH_EVERY", flush_every)
+    monkeypatch.setattr(batch_module, "FLUSH_EVERY", flush_every)
     db = tmp_path / "day.db"
     result = run("ingest", "--db", db, write_jsonl(tmp_path / "day.jsonl", day_with_repeats()))
     assert result.code == 0, result.err
@@ -82,7 +83,7 @@ def test_building_the_index_at_the_end_gives_what_keeping_it_gives(tmp_path, mon
     source = write_jsonl(tmp_path / "day.jsonl", day_with_repeats())
     outputs = []  # message ids differ (each flush is written in index order); nothing else
     for flush_every in (3, 100_000):
-        monkeypatch.setattr(store_module, "FLUSH_EVERY", flush_every)
+        monkeypatch.setattr(batch_module, "FLUSH_EVERY", flush_every)
         db = tmp_path / f"{flush_every}.db"
         assert run("ingest", "--db", db, source).code == 0
         outputs.append((sorted(facts(db)), run("list", "--db", db, "--format", "json").out, run("timeline", "--db", db, "wa:1").out))

@@ -46,7 +46,12 @@ def test_the_seed_story_end_to_end(tmp_path, monkeypatch):
     entries = run("timeline", "1", "--format", "json").json()
     opened = [e for e in entries if e["kind"] == "chat_opened"]
     assert [e["at"] for e in opened] == ["2026-11-24T09:15:00Z", "2026-11-24T16:05:00Z"]
-    assert [e["state"] for e in entries if e["kind"] == "activity_created"] == ["completed", "unread"]
+    # each activity row shows the state it had then: both created Unread (a client opened
+    # them), the first completed white at 09:41
+    assert [e["state"] for e in entries if e["kind"] == "activity_created"] == ["unread", "unread"]
+    assert [(e["at"], e["state"]) for e in entries if e["kind"] == "activity_completed"] == [
+        ("2026-11-24T09:41:00Z", "completed")
+    ]
 
 
 SMALL = [
@@ -74,7 +79,7 @@ TIME              EVENT             CHAT    ACTIVITY    FROM         DETAIL
 ----------------  ----------------  ------  ----------  -----------  --------------------------
 2026-11-24 09:15  deal created                                       key tg:1
 2026-11-24 09:15  chat opened       2       2                        tg:1 (telegram), by client
-2026-11-24 09:15  activity created  2       2                        active (yellow)
+2026-11-24 09:15  activity created  2       2                        Unread
 2026-11-24 09:15  message           2       2           ← Ana Pérez  ¿Talla M?
 2026-11-24 09:20  message           2       2           → Luis       Sí, la tenemos.
 """
@@ -170,15 +175,15 @@ def test_CHATCRM_NOW_makes_builds_byte_identical(tmp_path, monkeypatch):
 
 
 def test_colours_only_on_a_terminal_and_never_with_NO_COLOR(small, monkeypatch):
-    from chatcrm import render
+    from chatcrm import cli
 
     class Tty:
         def isatty(self):
             return True
 
-    assert render.use_color(Tty())
+    assert cli._color(Tty())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not render.use_color(Tty())
+    assert not cli._color(Tty())
     assert "\x1b[" not in run("list").out  # captured output is not a terminal
 
 

@@ -5,6 +5,7 @@ import pytest
 from chatcrm import service, times
 from chatcrm.errors import NotFound, Refused, UsageError
 from tests.helpers import chats, close_, deal, ingest, msg, run, write_jsonl
+from tests.helpers import said
 
 
 def t(minute: int, hour: int = 9) -> str:
@@ -50,7 +51,7 @@ def test_the_latest_assignment_wins(store):
     service.assign(store, "tg:1", "Elena", now=t(20))
     assert responsible(store, "tg:1") == "Elena"
     outcome = service.assign(store, "tg:1", "Elena", now=t(30))
-    assert not outcome.changed and "already Elena's" in outcome.message
+    assert not outcome.changed and "already Elena's" in said(outcome)
 
 
 def test_a_client_writing_again_goes_back_to_the_same_employee(store):

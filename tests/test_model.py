@@ -21,6 +21,8 @@ from chatcrm import service
 from chatcrm.errors import NotFound, Refused
 from chatcrm.store import open_store
 from tests.helpers import ingest
+from chatcrm.store import queries
+from tests.helpers import said
 
 CHATS = ("tg:1", "wa:2", "web:3", "tg:4")
 NAMED_DEAL = {"web:3": "D-7", "tg:4": "D-7"}  # two chats on one deal
@@ -219,7 +221,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
         except NotFound:
             assert expected == "not found"
             return None
-        assert expected == ("ok" if outcome.changed else "nothing"), (expected, outcome.message)
+        assert expected == ("ok" if outcome.changed else "nothing"), (expected, said(outcome))
         return target if outcome.changed else None
 
     @rule(chat=st.sampled_from(CHATS), minute=MINUTES)
@@ -261,7 +263,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
             assert row["deal_id"] == self.model.deal_ids[row["deal_key"]]
             stored = sorted(
                 (c["chat_key"], c["opened_at"], c["closed_at"], c["completed_at"], c["waiting_since"])
-                for c in self.store.deal_chats(row["deal_id"])
+                for c in queries.deal_chats(self.store, row["deal_id"])
             )
             modelled = sorted(
                 (s["chat"], s["opened"], s["closed"], s["completed"], s["waiting"] if s["closed"] is None else None)

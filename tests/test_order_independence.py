@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chatcrm import render, service
 from chatcrm.store import open_store
 from tests.helpers import events
+from chatcrm.store import queries
 
 CHATS = {"tg:1": None, "wa:2": None, "web:3": "D-9", "tg:4": "D-9"}
 NOW = "2026-11-25T00:00:00Z"
@@ -57,8 +58,8 @@ def snapshot(records_in_batches) -> dict:
             timelines = {}
             for row in queue.rows:
                 card, entries = service.timeline(store, str(row["deal_id"]))
-                chats = {c["chat_id"]: (c["chat_key"], c["opened_at"]) for c in store.deal_chats(card["deal_id"])}
-                activities = {c["activity_id"]: (c["chat_key"], c["opened_at"]) for c in store.deal_chats(card["deal_id"])}
+                chats = {c["chat_id"]: (c["chat_key"], c["opened_at"]) for c in queries.deal_chats(store, card["deal_id"])}
+                activities = {c["activity_id"]: (c["chat_key"], c["opened_at"]) for c in queries.deal_chats(store, card["deal_id"])}
                 normalised = []
                 for entry in entries:
                     entry = dict(entry, chat_id=chats.get(entry["chat_id"]), activity_id=activities.get(entry["activity_id"]))

@@ -14,6 +14,7 @@ import pytest
 from chatcrm.store import open_store
 
 from tests.helpers import ROOT, msg, run, write_jsonl
+from chatcrm.store import verify
 
 
 def chatcrm(*args, db, env=None, **kwargs) -> subprocess.Popen:
@@ -76,7 +77,7 @@ def test_check_names_missing_stray_and_wrong_sessions_and_changes_nothing(tmp_pa
     conn.close()
     store = open_store(db)
     try:
-        capped = store.check(most=1)
+        capped = verify.check(store, most=1)
     finally:
         store.close()
     assert capped[-1] == "chats: there may be more differences than the 1 listed"

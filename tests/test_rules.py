@@ -5,6 +5,8 @@ import pytest
 from chatcrm import service
 from chatcrm.errors import NotFound, Refused
 from tests.helpers import chats, close_, complete_, deal, ingest, msg
+from chatcrm.store import queries
+from tests.helpers import said
 
 
 def t(minute: int, hour: int = 9) -> str:
@@ -42,7 +44,7 @@ def test_R1_every_chat_key_has_its_own_deal_unless_events_name_one(store):
     assert deal(store, "tg:1")["deal_key"] == "tg:1"
     assert deal(store, "wa:2")["deal_key"] == "wa:2"
     shared = deal(store, "D-7")
-    assert [c["chat_key"] for c in store.deal_chats(shared["deal_id"])] == ["web:3", "tg:4"]
+    assert [c["chat_key"] for c in queries.deal_chats(store, shared["deal_id"])] == ["web:3", "tg:4"]
     assert shared["created_at"] == t(3)
 
 
@@ -150,7 +152,7 @@ def test_R5_a_close_with_no_open_session_changes_nothing(store):
     [chat] = chats(store, "tg:1")
     assert chat["opened_at"] == t(15) and chat["closed_at"] == t(20)
     outcome = service.close(store, "tg:1", now=t(50))
-    assert not outcome.changed and "nothing to close" in outcome.message
+    assert not outcome.changed and "nothing to close" in said(outcome)
 
 
 # --------------------------------------------------------------------- R6
@@ -184,7 +186,7 @@ def test_R7_completing_an_open_session_closes_it_at_the_same_moment(store):
     outcome = service.complete(store, "tg:1", now=t(30))
     [chat] = chats(store, "tg:1")
     assert chat["closed_at"] == t(30) and chat["completed_at"] == t(30)
-    assert "closed its chat" in outcome.message
+    assert "closed its chat" in said(outcome)
 
 
 def test_R7_complete_refuses_while_the_client_waits_unless_forced(store):
@@ -222,9 +224,9 @@ def test_R7_completing_twice_or_closing_a_closed_chat_changes_nothing_and_says_s
     service.complete(store, "tg:1", now=t(30))
     [chat] = chats(store, "tg:1")
     again = service.complete(store, "tg:1", now=t(35), activity=str(chat["activity_id"]))
-    assert not again.changed and "already completed" in again.message
+    assert not again.changed and "already completed" in said(again)
     closed = service.close(store, "tg:1", now=t(36), chat=str(chat["chat_id"]))
-    assert not closed.changed and "already closed" in closed.message
+    assert not closed.changed and "already closed" in said(closed)
     assert chats(store, "tg:1")[0]["completed_at"] == t(30)
 
 
@@ -322,7 +324,9 @@ def test_R10_the_timeline_shows_the_cards_history_in_time_order(store):
         (t(5, 10), "activity_created"),
         (t(5, 10), "message"),
     ]
-    assert entries[2]["state"] == "completed" and entries[2]["activity_id"] == first["activity_id"]
+    # each activity row shows its state at that moment: created Unread, completed white
+    assert entries[2]["state"] == "unread" and entries[2]["activity_id"] == first["activity_id"]
+    assert entries[6]["state"] == "completed" and entries[6]["activity_id"] == first["activity_id"]
     assert entries[8]["state"] == "unread" and entries[8]["activity_id"] == second["activity_id"]
     assert entries[7]["unread"] is True and entries[7]["waiting_since"] == t(5, 10)
     assert entries[1]["unread"] is False
@@ -333,6 +337,11 @@ def test_R10_the_timeline_shows_the_cards_history_in_time_order(store):
 
 def test_R10_an_active_activity_of_a_read_session_is_yellow(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent")])
-    _, entries = service.timeline(store, "tg:1")
+    card, entries = service.timeline(store, "tg:1")
     [activity] = [e for e in entries if e["kind"] == "activity_created"]
-    assert activity["state"] == "active"
+    assert activity["state"] == "unread"  # as it was created: the client opened it
+    assert card["status"] == "green"  # today: answered, active (yellow), a green counter
+    ingest(store, [msg("tg:2", t(15), "agent")])
+    _, entries = service.timeline(store, "tg:2")
+    [activity] = [e for e in entries if e["kind"] == "activity_created"]
+    assert activity["state"] == "active"  # the employee wrote first: created active

@@ -1,12 +1,14 @@
 """The database schema, created and migrated in this one place (sqlite-utils migrations).
 
-Facts: `messages`, `chat_events` (closes and completions) and `chat_keys` (which deal a
-chat key belongs to, and what its events said of the client). Derived, recomputed from
-the facts on every write and checked by `chatcrm check`: `chats`, `activities`,
-`contacts`, and the state columns of `deals`. The `queue` view is the order of R9.
+Facts: `messages`, `chat_events` (closes and completions), `assignments` and `chat_keys`
+(which deal a chat key belongs to, and what its events said of the client). Derived,
+recomputed from the facts on every write and checked by `chatcrm check`: `chats`,
+`activities`, `contacts`, and the state columns of `deals`. The `queue` view is the order
+of R9.
 
 Migrations only add: each one is kept as it shipped, and `open_store` re-derives every
-state from the facts after applying any, in the same transaction.
+state from the facts after applying any, in the same transaction. A new migration's name
+goes into `chatcrm.store.connection.SCHEMA` too (a test checks that they agree).
 """
 
 from __future__ import annotations
@@ -211,3 +213,33 @@ def m003_messages_key_index(db) -> None:
         QUEUE_VIEW,
     ):
         db.execute(statement)
+
+
+@migrations()
+def m004_identity_without_direction(db) -> None:
+    """An id-less message's identity no longer includes its direction (rules/identity.py):
+    the stored ones are named anew, their occurrence numbers kept in order, so that an
+    export imported again with other employees changes directions instead of adding
+    messages."""
+    from chatcrm.rules import identity
+
+    conn = db.conn
+    conn.execute("DROP INDEX messages_key")
+    rows = conn.execute(
+        "SELECT id, chat_key, sent_at, author, text FROM messages WHERE uid >= 'h:' AND uid < 'h;' "
+        "ORDER BY chat_key, CAST(substr(uid, instr(uid, '#') + 1) AS INTEGER), id"
+    )
+    renamed: list[tuple[str, int]] = []
+    counts: dict[str, int] = {}  # occurrences of each content in the current chat key
+    current = None
+    for message_id, chat_key, sent_at, author, text in rows:
+        if chat_key != current:
+            current, counts = chat_key, {}
+        prefix = identity.content_prefix(sent_at, author, text)
+        counts[prefix] = counts.get(prefix, 0) + 1
+        renamed.append((identity.content_uid(prefix, counts[prefix]), message_id))
+        if len(renamed) >= 10_000:
+            conn.executemany("UPDATE messages SET uid = ? WHERE id = ?", renamed)
+            renamed = []
+    conn.executemany("UPDATE messages SET uid = ? WHERE id = ?", renamed)
+    conn.execute(MESSAGES_KEY_INDEX)

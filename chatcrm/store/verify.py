@@ -1,0 +1,95 @@
+"""`chatcrm check`: the database against SQLite's integrity and against its own facts.
+
+Every derived state is recomputed from the stored facts inside a savepoint that is then
+rolled back, and SQL compares the two: only what differs is read into memory, however
+large the database.
+"""
+
+from __future__ import annotations
+
+from chatcrm.rules.statuses import GREY, RANK
+from chatcrm.store import projection
+from chatcrm.store.connection import Store
+
+CHECK_MOST = 1000  # differences listed per kind at the most
+FACT_TABLES = ("messages", "chat_events", "assignments")
+COUNTED_TABLES = ("deals", "chats", "activities", *FACT_TABLES)
+
+# The derived states `check` compares, each row named by its first column(s).
+_DERIVED_STATES = {
+    "deal": "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
+    "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
+    "d.last_event_at, d.responsible FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+    "chat": "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
+    "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
+    "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
+    "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id",
+}
+
+
+def check(store: Store, most: int = CHECK_MOST) -> list[str]:
+    """Everything wrong with the database: SQLite's integrity, foreign keys, and every
+    derived state that differs from what the stored facts give recomputed from scratch
+    (up to `most` deals and chats of each kind of difference)."""
+    conn = store.conn
+    problems = [f"integrity: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+    if problems:
+        return problems
+    problems += [
+        f"foreign key: {table} row {rowid} points to a missing {parent}"
+        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
+    ]
+    differing: dict[str, tuple[dict, dict]] = {}
+    with store.write():
+        for kind, sql in _DERIVED_STATES.items():
+            conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
+            conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")
+        conn.execute("SAVEPOINT recompute")
+        try:
+            conn.execute("DELETE FROM activities")
+            conn.execute("DELETE FROM chats")
+            conn.execute(
+                f"UPDATE deals SET status = '{GREY}', status_rank = {RANK[GREY]}, queue_key = 0, waiting_since = NULL, "
+                "oldest_active_at = NULL, open_chats = 0, active_activities = 0, last_message_id = NULL, "
+                "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL, "
+                "responsible = NULL"
+            )
+            projection.refresh_all(store)
+            for kind, sql in _DERIVED_STATES.items():
+                have = store.rows(f"SELECT * FROM temp.stored_{kind} EXCEPT {sql} LIMIT ?", [most])
+                want = store.rows(f"{sql} EXCEPT SELECT * FROM temp.stored_{kind} LIMIT ?", [most])
+                differing[kind] = ({_state_key(r): r for r in have}, {_state_key(r): r for r in want})
+        finally:
+            conn.execute("ROLLBACK TO recompute")
+            conn.execute("RELEASE recompute")
+            for kind in _DERIVED_STATES:
+                conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
+    for kind, (have, want) in differing.items():
+        for key in sorted(set(have) | set(want), key=str):
+            if key not in want:
+                problems.append(f"{kind} {key}: stored, but the facts give no such {kind}")
+            elif key not in have:
+                problems.append(f"{kind} {key}: missing; the facts give {want[key]}")
+            else:
+                for field in want[key]:
+                    if have[key][field] != want[key][field]:
+                        problems.append(
+                            f"{kind} {key}: {field} is {have[key][field]!r}, the facts give {want[key][field]!r}"
+                        )
+        if most in (len(have), len(want)):
+            problems.append(f"{kind}s: there may be more differences than the {most} listed")
+    return problems
+
+
+def counts(store: Store) -> dict[str, int]:
+    return {
+        table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in COUNTED_TABLES
+    }
+
+
+def _state_key(row: dict):
+    """A derived state's name: a deal's key, or a chat's (chat key, opening time); the
+    row keeps the rest."""
+    if "chat_key" in row:
+        return (row.pop("chat_key"), row.pop("opened_at"))
+    return row.pop("key")
