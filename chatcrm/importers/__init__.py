@@ -21,7 +21,7 @@ from chatcrm.errors import InvalidInput, UsageError
 from chatcrm.events import Event, Invalid
 from chatcrm.times import UTC
 
-FORMATS = ("jsonl", "csv", "telegram", "whatsapp", "messenger")
+FORMATS = ("jsonl", "csv", "telegram", "whatsapp", "messenger", "telegram-bot", "whatsapp-cloud")
 HEAD_BYTES = 1 << 16
 BOM = b"\xef\xbb\xbf"
 
@@ -54,6 +54,10 @@ def reader(fmt: str):
         from chatcrm.importers import messenger
 
         return messenger.read
+    if fmt in ("telegram-bot", "whatsapp-cloud"):
+        from chatcrm.importers import telegram_bot, whatsapp_cloud
+
+        return telegram_bot.read if fmt == "telegram-bot" else whatsapp_cloud.read
     raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
 
 
@@ -130,6 +134,11 @@ def detect(head: bytes, path: str) -> str:
     stripped = text.lstrip()
     if not stripped:
         raise InvalidInput(f"{name}: the file is empty; there is nothing to import")
+    from chatcrm.importers.live import detect as detect_live
+
+    live = detect_live(stripped)
+    if live:
+        return live
     decoded = stripped.decode("utf-8", errors="replace")
     first_line = decoded.split("\n", 1)[0].strip()
     if decoded.startswith("{"):

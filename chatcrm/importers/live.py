@@ -1,0 +1,63 @@
+"""What the live channels' readers share: telling their payloads apart, and reading
+documents that come whole (a webhook body, a getUpdates response) or as JSON Lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import BinaryIO, Iterator
+
+from chatcrm.errors import InvalidInput
+
+_TELEGRAM = re.compile(rb'"update_id"\s*:')
+_WHATSAPP = re.compile(rb'"object"\s*:\s*"whatsapp_business_account"')
+_TELEGRAM_RESPONSE = re.compile(rb'^\{\s*"ok"\s*:\s*(true|false)')
+
+
+def detect(text: bytes) -> str | None:
+    """`telegram-bot` or `whatsapp-cloud` for a live channel's payload (its first bytes,
+    without a BOM or leading spaces), else None."""
+    if not text.startswith(b"{"):
+        return None
+    if _WHATSAPP.search(text):
+        return "whatsapp-cloud"
+    if _TELEGRAM_RESPONSE.match(text) or _TELEGRAM.search(text.split(b"\n", 1)[0]):
+        return "telegram-bot"
+    if _TELEGRAM.search(text) and b'"chat"' in text and b'"personal_information"' not in text:
+        return "telegram-bot"
+    return None
+
+
+def documents(stream: BinaryIO, source: str, what: str) -> Iterator[tuple[int, object]]:
+    """(line, JSON value) of each document: the whole input when it is one JSON document
+    (pretty-printed or not), else each non-blank line (JSON Lines). A broken or cut-off
+    document is refused with its line."""
+    data = stream.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InvalidInput(f"{source}:{line}: not UTF-8 text")
+    try:
+        whole_document = json.loads(text)
+    except json.JSONDecodeError as whole:
+        lines = text.split("\n")
+        first = next((n for n, line in enumerate(lines) if line.strip()), None)
+        try:
+            json.loads(lines[first]) if first is not None else None
+        except json.JSONDecodeError:
+            raise InvalidInput(f"{source}:{whole.lineno}: broken {what} near here ({whole.msg})") from None
+    else:
+        yield text[: len(text) - len(text.lstrip())].count("\n") + 1, whole_document
+        return
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed.append((number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"{source}:{number}: broken {what} on this line ({error.msg})") from None
+    yield from parsed
