@@ -184,11 +184,22 @@ def test_a_failing_command_is_worded_by_its_last_stderr_line():
 
 
 def test_a_command_that_hangs_is_stopped_after_the_timeout_and_counted_as_a_failure(tmp_path):
+    pid_file = tmp_path / "pid"
     started = time.monotonic()
-    send = command_sender("sleep 30 & wait", 1)
+    send = command_sender(f"sleep 30 & echo $! > {pid_file}; wait", 1)
     result = send(entry())
     assert not result.ok and "longer than 1 s" in result.error
     assert time.monotonic() - started < 10
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the whole process group is gone, not only the shell
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the sender's child {pid} still runs")
 
 
 @pytest.mark.parametrize("output, expected", [
