@@ -227,7 +227,7 @@ def _say(outcome, zone) -> None:
 # ------------------------------------------------------------------ commands
 
 
-@app.command(epilog=_examples('chatcrm ingest fixtures/support-day.jsonl', 'chatcrm ingest --agent "Tienda Sol" --tz Europe/Madrid "WhatsApp Chat with Marta.txt"', 'some-script | chatcrm ingest -'))
+@app.command(epilog=_examples('chatcrm ingest fixtures/support-day.jsonl', 'chatcrm ingest --agent "Tienda Sol" --tz Europe/Madrid "WhatsApp Chat with Marta.txt"', 'some-script | chatcrm ingest -', 'curl -s "$TELEGRAM_API/bot$TOKEN/getUpdates" | chatcrm ingest -'))
 def ingest(
     files: Annotated[List[str], typer.Argument(metavar="FILE...", help="Files to import; - reads stdin.")],
     fmt: Annotated[
@@ -250,8 +250,9 @@ def ingest(
 ) -> None:
     """Import chat exports or chatcrm events into the database.
 
-    Reads chatcrm's own JSON Lines or CSV and the exports of Telegram Desktop, WhatsApp
-    and Messenger/Instagram, telling them apart by their content. Everything named is
+    Reads chatcrm's own JSON Lines or CSV, the exports of Telegram Desktop, WhatsApp
+    and Messenger/Instagram, and what the Telegram Bot API and the WhatsApp Cloud API
+    deliver (updates, webhooks), telling them apart by their content. Everything named is
     imported in one transaction: all or nothing. Importing a file again adds only what is
     new. A summary goes to stderr.
     """

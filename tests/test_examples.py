@@ -75,7 +75,7 @@ def apis(monkeypatch):
     FakeApis.requests = []
     FakeApis.updates = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApis)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("TELEGRAM_API_BASE", base)

@@ -256,3 +256,15 @@ def test_client_text_reaches_the_terminal_escaped(tmp_path):
     assert run("ingest", path).code == 0
     shown = run("list").out
     assert "\x1b" not in shown and "\\x1b[2J" in shown
+
+
+@pytest.mark.parametrize("content, fmt", [
+    ('{"update_id": 1, "message": {}}\n', "telegram-bot"),
+    ('{\n  "ok": true,\n  "result": []\n}\n', "telegram-bot"),
+    ('{"ok": false, "error_code": 401, "description": "Unauthorized"}', "telegram-bot"),
+    ('{\n  "entry": [],\n  "object": "whatsapp_business_account"\n}\n', "whatsapp-cloud"),
+    ('{"type": "message", "chat": "tg:1", "from": "client", "text": "\\"update_id\\": 5", "at": "2026-11-24T09:00:00Z"}\n', "jsonl"),
+    ('{"type": "message", "chat": "wa:1", "from": "client", "text": "\\"object\\": \\"whatsapp_business_account\\"", "at": "2026-11-24T09:00:00Z"}\n', "jsonl"),
+])
+def test_live_payloads_are_told_from_their_content_and_events_quoting_their_names_are_not(content, fmt):
+    assert importers.detect(content.encode(), "-") == fmt

@@ -9,22 +9,33 @@ from typing import BinaryIO, Iterator
 
 from chatcrm.errors import InvalidInput
 
-_TELEGRAM = re.compile(rb'"update_id"\s*:')
+_TELEGRAM_FIRST_KEY = re.compile(rb'^\{\s*"(update_id|ok)"\s*:')
 _WHATSAPP = re.compile(rb'"object"\s*:\s*"whatsapp_business_account"')
-_TELEGRAM_RESPONSE = re.compile(rb'^\{\s*"ok"\s*:\s*(true|false)')
 
 
 def detect(text: bytes) -> str | None:
     """`telegram-bot` or `whatsapp-cloud` for a live channel's payload (its first bytes,
-    without a BOM or leading spaces), else None."""
+    without a BOM or leading spaces), else None.
+
+    A first line that is a JSON object is told by its keys (so a chatcrm event whose text
+    quotes these names stays an event); a document spread over lines by its first key, or
+    by WhatsApp's `"object"` anywhere in it."""
     if not text.startswith(b"{"):
         return None
+    try:
+        first = json.loads(text.split(b"\n", 1)[0])
+    except ValueError:
+        first = None
+    if isinstance(first, dict):
+        if first.get("object") == "whatsapp_business_account":
+            return "whatsapp-cloud"
+        if "update_id" in first or ("ok" in first and ("result" in first or "description" in first)):
+            return "telegram-bot"
+        return None
+    if _TELEGRAM_FIRST_KEY.match(text):
+        return "telegram-bot"
     if _WHATSAPP.search(text):
         return "whatsapp-cloud"
-    if _TELEGRAM_RESPONSE.match(text) or _TELEGRAM.search(text.split(b"\n", 1)[0]):
-        return "telegram-bot"
-    if _TELEGRAM.search(text) and b'"chat"' in text and b'"personal_information"' not in text:
-        return "telegram-bot"
     return None
 
 
