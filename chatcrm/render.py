@@ -124,7 +124,7 @@ def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
 
 
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
-    """Native event records (SPEC §4) as JSON Lines or CSV, one at a time; returns the count."""
+    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at a time; returns the count."""
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS

@@ -53,7 +53,7 @@ def index_rebuilt(statements: list[str]) -> bool:
 
 def day_with_repeats() -> list[dict]:
     """Forty messages over four chats, then the same ids again (other text: the first
-    stays), and two identical messages without an id (both stay: SPEC §4)."""
+    stays), and two identical messages without an id (both stay: rules/identity.py)."""
     records = [
         msg(f"wa:{n % 4}", f"2026-11-24T09:{n:02d}:00Z", "client" if n % 3 else "agent", f"m{n}", id=f"m{n}")
         for n in range(40)

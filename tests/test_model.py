@@ -1,7 +1,7 @@
 """Model-based testing: random interleavings of ingest, reply, close and complete through
-the service, compared after every step with a small reference model of SPEC R1–R9.
+the service, compared after every step with a small reference model of R1–R9 (docs/rules.md).
 
-The model is written here from the SPEC alone: it keeps the facts in plain sets, derives
+The model is written here from docs/rules.md alone: it keeps the facts in plain sets, derives
 every session and deal from scratch on each look (no stored state, no incremental
 refresh, no ids matching), predicts whether each command succeeds, changes nothing or is
 refused, and orders the queue by R9. Times are drawn from a small grid, so facts arrive
@@ -34,7 +34,7 @@ def at(minute: int) -> str:
 
 
 class Model:
-    """SPEC R1–R9 from the facts, recomputed on every question."""
+    """R1–R9 (docs/rules.md) from the facts, recomputed on every question."""
 
     def __init__(self) -> None:
         self.messages: dict[tuple[str, str], tuple[str, str]] = {}  # (chat, id) -> (time, direction)

@@ -1,4 +1,4 @@
-"""chatcrm's own event format (SPEC §4): JSON Lines, or CSV with the same column names."""
+"""chatcrm's own event format (docs/rules.md, "The event format"): JSON Lines, or CSV with the same column names."""
 
 from __future__ import annotations
 

@@ -37,8 +37,9 @@ def queue_key(status: str, waiting_since_epoch: int | None, oldest_active_epoch:
     return -last_event_epoch if last_event_epoch is not None else 0
 
 
-# The queue's order as SQL over the stored `deals` columns (ties: the lower deal id).
-QUEUE_ORDER_SQL = "status_rank, queue_key, id"
+# The queue's order as SQL over the stored `deals d` columns (ties: the lower deal id);
+# the `queue` view orders by it (a test checks).
+QUEUE_ORDER_SQL = "d.status_rank, d.queue_key, d.id"
 
 
 def parse(value: str) -> str:
