@@ -100,6 +100,7 @@ def test_a_truncated_telegram_export_is_refused_with_its_place_and_nothing_is_wr
     assert run("list", "-f", "json").json() == []
 
 
+@pytest.mark.slow
 def test_telegram_streams_a_large_export_one_message_at_a_time(tmp_path):
     """A generated export of 20,000 messages is read without building the document."""
     messages = ",".join(
@@ -311,6 +312,7 @@ _VALUES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(record=st.dictionaries(st.sampled_from(native.FIELDS), _VALUES, max_size=9), base=st.booleans())
 def test_the_plain_message_fast_path_agrees_with_the_checked_path(record, base):

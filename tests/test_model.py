@@ -13,6 +13,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -279,4 +281,4 @@ ChatcrmMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_the_service_follows_the_reference_model = ChatcrmMachine.TestCase
+test_the_service_follows_the_reference_model = pytest.mark.slow(ChatcrmMachine.TestCase)

@@ -72,6 +72,7 @@ def snapshot(records_in_batches) -> dict:
             store.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=histories(), data=st.data())
 def test_shuffled_split_and_repeated_imports_give_the_same_state(history, data):
