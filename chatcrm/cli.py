@@ -141,9 +141,9 @@ def ingest(
     def sources():
         for path in files:
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
-                yield importers.read_source(path, fmt, options, progress)
+                yield from importers.read_sources(path, fmt, options, progress)
 
-    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid, dry_run=dry_run)
     for invalid in report.invalid:
         typer.echo(f"skipped {invalid}", err=True)
     what = "would add" if dry_run else "added"
