@@ -127,13 +127,18 @@ def ingest(
     chat: Annotated[
         Optional[str], typer.Option("--chat", metavar="KEY", help="Chat key for exports that do not name one (WhatsApp).")
     ] = None,
+    year: Annotated[
+        Optional[int],
+        typer.Option("--year", metavar="YYYY", min=1970, max=2100,
+                     help="The year of WhatsApp dates written without one (old Android: `Mar 5, 8:11 PM`)."),
+    ] = None,
     tz: Tz = None,
     db: Db = None,
 ) -> None:
     """Import events: chatcrm JSON Lines or CSV, Telegram, WhatsApp or Messenger exports."""
     from chatcrm import importers, render, service
 
-    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
+    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
     store = _store(db)

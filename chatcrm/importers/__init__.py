@@ -23,6 +23,7 @@ class ImportOptions:
     tz: tzinfo = UTC
     agents: tuple[str, ...] = ()
     chat: str | None = None  # the chat key, for formats whose file does not name one
+    year: int | None = None  # the year of WhatsApp dates written without one (`Mar 5, 8:11 PM`)
 
 
 Progress = Callable[[int], None]
