@@ -368,7 +368,7 @@ def _container(tree, fmt: str | None, options) -> Iterator[Source]:
             opens = [(tree.where(p), (lambda p=p: tree.open(p))) for _, p in files]
             name = tree.where(first.rsplit("/", 1)[0])
             yield name, "messenger", _bounded(
-                messenger.read_thread(opens, name, options, place=thread, channel=channel), None, name)
+                messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)
         return
     results = [p for p in paths if _TELEGRAM.search(p) and p.count("/") <= 2]
     if results:

@@ -7,6 +7,7 @@ message at a time, so a multi-hundred-MB export never sits in memory whole.
 
 from __future__ import annotations
 
+import numbers
 from typing import BinaryIO, Iterator
 
 from chatcrm import times
@@ -39,7 +40,10 @@ def flatten(text) -> str:
 
 
 def _s(value) -> str:
-    return " ".join(str(value).split()) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    """A scalar as text (ijson gives numbers as Decimal); anything else as nothing."""
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Number)):
+        return ""
+    return " ".join(str(value).split())
 
 
 def _joined(*parts, sep: str = ", ") -> str:

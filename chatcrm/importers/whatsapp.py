@@ -28,7 +28,7 @@ from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
 from chatcrm.importers.limits import MAX_SPOOL, MAX_TEXT, excerpt, mib, text_lines
-from chatcrm.importers.roles import Roles, clean_name, normalise, unresolved
+from chatcrm.importers.roles import Roles, authors_text, clean_name, normalise, unresolved
 
 # ------------------------------------------------------------------ the time stamp
 
@@ -414,7 +414,8 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
         if key is None:
             raise InvalidInput(
                 f"{source}: nothing in this export names the chat (a group, in a file named "
-                f"{excerpt(os.path.basename(label))!r}); give its chat key with --chat KEY"
+                f"{excerpt(os.path.basename(label) or source)!r}; authors found: {authors_text(survey.authors)}); "
+                "give its chat key with --chat KEY"
             )
         if survey.yearless and getattr(options, "year", None) is None:
             raise InvalidInput(
