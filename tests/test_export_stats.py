@@ -21,7 +21,7 @@ IMPORTS = [
     [str(FIXTURES / "telegram" / "full_export.json")],
     [str(FIXTURES / "telegram" / "personal_chat.json")],
     ["--tz", "Europe/Madrid", str(FIXTURES / "whatsapp" / "WhatsApp Chat with Marta Gómez.txt")],
-    ["--agent", "Tienda Sol", "--chat", "wa:ios", str(FIXTURES / "whatsapp" / "ios_mdy_lrm_crlf.txt")],
+    ["--agent", "Elena", "--chat", "wa:ios", str(FIXTURES / "whatsapp" / "ios_mdy_lrm_crlf.txt")],
     [str(FIXTURES / "messenger" / "message_1.json")],
 ]
 

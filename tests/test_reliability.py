@@ -188,7 +188,7 @@ CORPUS = [
     ("a WhatsApp file with no headers", "chat.txt", "just some\ntext\n", ["--format", "whatsapp", "--agent", "x"], 5, "chat.txt:1: not a WhatsApp chat export"),
     ("a broken Messenger export", "message_1.json", '{"participants": [{"name": "a"}], "messages": [', ["--format", "messenger"], 5, "message_1.json:1: broken Messenger export"),
     ("a missing file", None, None, [], 2, "cannot read"),
-    ("a folder", ".", None, [], 2, "is a folder"),
+    ("a folder", ".", None, [], 5, "holds no export chatcrm reads"),
     ("an unknown --format", "a.jsonl", GOOD, ["--format", "xml"], 2, "unknown format 'xml'"),
     ("an unknown --tz", "a.jsonl", GOOD, ["--tz", "Mars/Base"], 2, "unknown time zone"),
 ]
