@@ -210,7 +210,9 @@ def _store(db: str | None):
 
 def _hint_if_empty(store) -> None:
     """On an empty database, say once on stderr how to begin; stdout is left as it is."""
-    if store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None:
+    from chatcrm.store import queries
+
+    if queries.is_empty(store):
         typer.echo(
             "hint: the database is empty; import a chat export with `chatcrm ingest FILE` "
             "(the README's sample day: chatcrm ingest fixtures/support-day.jsonl)",
