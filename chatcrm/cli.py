@@ -375,6 +375,9 @@ def assign(
     _say(service.assign(_store(db), deal, name, now=now, chat=chat), zone)
 
 
+OVERDUE_EXIT = 6  # list --exit-status: a deal listed has a client waiting past the SLA (README)
+
+
 def _duration(value: str | None, option: str) -> int | None:
     if value is None:
         return None
@@ -387,7 +390,7 @@ def _duration(value: str | None, option: str) -> int | None:
         raise UsageError(f"{option}: {error}")
 
 
-@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json'))
+@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json', 'chatcrm list --sla 15m --agent Luis --exit-status || notify-send "a client waits"', 'chatcrm list --status grey --format ids | chatcrm complete -'))
 def list_(
     status: Annotated[
         Optional[str],
@@ -411,9 +414,18 @@ def list_(
             help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA).",
         ),
     ] = None,
+    exit_status: Annotated[
+        bool,
+        typer.Option("--exit-status", help=f"Exit with {OVERDUE_EXIT} when a deal listed has a client waiting longer "
+                     "than --sla, else 0 (for monitors)."),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="On a terminal: redraw every --interval until Ctrl-C.")] = False,
     interval: Annotated[str, typer.Option("--interval", metavar="DURATION", help="Time between redraws.")] = "5s",
-    fmt: Format = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="json, jsonl, csv, ids (deal ids, one per line), or a table style (simple, github, …)."),
+    ] = None,
     tz: TzShow = None,
     db: Db = None,
 ) -> None:
@@ -424,22 +436,30 @@ def list_(
     counts each group.
     """
     from chatcrm import render, service
+    from chatcrm.errors import UsageError
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(fmt, ids=True)
     display = _display_zone(tz)
     sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
     every = _duration(interval, "--interval")
+    if exit_status and sla_seconds is None:
+        raise UsageError("--exit-status needs an SLA: give --sla DURATION (or set $CHATCRM_SLA)")
+    if exit_status and watch:
+        raise UsageError("--exit-status and --watch do not go together: --watch runs until Ctrl-C")
     store = _store(db)
     _hint_if_empty(store)
 
-    def draw() -> str:
+    def draw():
         queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
-        return render.queue_output(queue, fmt, display, _color())
+        return render.queue_output(queue, fmt, display, _color()), queue
 
     if watch:
-        _watch(draw, every)
-    else:
-        sys.stdout.write(draw())
+        _watch(lambda: draw()[0], every)
+        return
+    text, queue = draw()
+    sys.stdout.write(text)
+    if exit_status and queue.any_overdue_listed:
+        raise typer.Exit(OVERDUE_EXIT)
 
 
 def _watch(draw, every: int) -> None:
@@ -460,6 +480,58 @@ def _watch(draw, every: int) -> None:
             time.sleep(every)
     except KeyboardInterrupt:
         sys.stdout.write("\n")
+
+
+SEARCH_STATUS_HELP = "Only deals with this status: unread, green or grey."
+
+
+@app.command(epilog=_examples('chatcrm search factura', 'chatcrm search \'"talla M" OR pedi*\' --since 7d', 'chatcrm search 47110 --agent Elena -f json', 'chatcrm search envío --status grey --format ids | chatcrm complete -'))
+def search(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="Words to find (FTS5 syntax: \"exact phrase\", OR, NOT, prefix*).")],
+    deal: Annotated[Optional[str], typer.Option("--deal", metavar="DEAL", help="Only this deal (its id or key).")] = None,
+    channel: Annotated[Optional[str], typer.Option("--channel", metavar="NAME", help="Only chats of this channel (telegram, whatsapp, …).")] = None,
+    agent: Annotated[
+        Optional[str],
+        typer.Option("--agent", metavar="NAME", help="Only the deals this employee is responsible for.",
+                     autocompletion=_complete_employee),
+    ] = None,
+    author: Annotated[Optional[str], typer.Option("--author", metavar="NAME", help="Only messages by this author (a deal: its contact).")] = None,
+    status: Annotated[
+        Optional[str], typer.Option("--status", metavar="STATUS", help=SEARCH_STATUS_HELP, autocompletion=_complete_status)
+    ] = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", metavar="WHEN", help="From this time or date (2026-11-24), or this long ago (7d).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", metavar="WHEN", help="Until this time or date (not included), or this long ago.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N matches.")] = 20,
+    sort: Annotated[str, typer.Option("--sort", metavar="ORDER", help="time (newest first) or rank (best match first).")] = "time",
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="json, jsonl, csv, ids (deal ids, one per line), or a table style (simple, github, …)."),
+    ] = None,
+    tz: TzPeriod = None,
+    db: Db = None,
+) -> None:
+    """Find messages, authors, deal titles and contacts by their words.
+
+    Case and accents do not matter (factura finds Factura and facturá), in any script.
+    Each match shows its deal and status, time, direction, author and a snippet with the
+    match marked (highlighted on a terminal, between [ ] when piped).
+    """
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt, ids=True)
+    display = _display_zone(tz)
+    store = _store(db)
+    _hint_if_empty(store)
+    result = service.search(
+        store, query, now=_clock(), limit=limit, sort=sort, deal=deal, channel=channel, agent=agent,
+        author=author, status=status, since=since, until=until, tz=_input_zone(tz),
+    )
+    sys.stdout.write(render.search_output(result, fmt, display, _color()))
 
 
 @app.command(epilog=_examples('chatcrm timeline 2', 'chatcrm timeline D-1042 -f json'))

@@ -16,6 +16,7 @@ from chatcrm.errors import UsageError
 from chatcrm.rules.statuses import GREEN, GREY, UNREAD
 
 MACHINE_FORMATS = ("json", "jsonl", "csv")
+IDS = "ids"
 DEFAULT_TABLE = "simple"
 
 # Stable, documented field names (README "JSON fields").
@@ -58,18 +59,25 @@ TIMELINE_FIELDS = (
 )
 
 
-def check_format(fmt: str | None) -> str:
-    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table)."""
+def check_format(fmt: str | None, *, ids: bool = False) -> str:
+    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table); with
+    `ids`, also `ids` (deal ids one per line, for another command's `-`)."""
     if fmt is None:
         return DEFAULT_TABLE
     from tabulate import tabulate_formats
 
-    if fmt in MACHINE_FORMATS or fmt in tabulate_formats:
+    if fmt in MACHINE_FORMATS or fmt in tabulate_formats or (ids and fmt == IDS):
         return fmt
     raise UsageError(
-        f"unknown --format {fmt!r} (use json, jsonl, csv, or a table style such as "
+        f"unknown --format {fmt!r} (use json, jsonl, csv{', ids' if ids else ''}, or a table style such as "
         "simple, github, grid, plain)"
     )
+
+
+def deal_ids_output(deal_ids: Iterable[int]) -> str:
+    """`--format ids`: each deal id once, one per line, in the order given."""
+    seen: dict[int, None] = dict.fromkeys(deal_ids)
+    return "".join(f"{deal_id}\n" for deal_id in seen)
 
 
 def use_color(stream: TextIO, *, no_color: bool) -> bool:
@@ -80,7 +88,7 @@ def use_color(stream: TextIO, *, no_color: bool) -> bool:
     return bool(isatty and isatty())
 
 
-_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33"}
+_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33", "match": "1;33"}
 
 
 def paint(text: str, style: str, color: bool) -> str:
@@ -138,11 +146,17 @@ def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
     return count
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value):
+    """A CSV cell; text that a spreadsheet would run as a formula starts with a quote."""
     if value is True:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 
@@ -230,7 +244,9 @@ STATUS_LABEL = {UNREAD: "UNREAD", GREEN: "green", GREY: "grey"}
 
 
 def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
-    """R9's queue as a table with its summary line, or as records for scripts."""
+    """R9's queue as a table with its summary line, or as records (or deal ids) for scripts."""
+    if fmt == IDS:
+        return deal_ids_output(row["deal_id"] for row in queue.rows)
     if fmt in MACHINE_FORMATS:
         return records(queue.rows, LIST_FIELDS, fmt)
     rows = []
@@ -278,6 +294,59 @@ def summary_line(queue, color: bool) -> str:
     if len(queue.rows) < queue.total:
         line += f" (showing {len(queue.rows)} of {queue.total} deals)"
     return line
+
+
+# ------------------------------------------------------------------ search
+
+
+SEARCH_FIELDS = ("kind", "deal_id", "deal_key", "status", "at", "direction", "author", "channel", "chat_key",
+                 "text", "snippet")
+PLAIN_MARKS = ("[", "]")  # a match in a snippet, when piped and in JSON/CSV
+
+
+def snippet(text: str | None, color: bool) -> str:
+    """A search snippet on one line, its matches highlighted on a terminal, else between
+    plain markers; the client's text is made safe piece by piece."""
+    from chatcrm.store.search import MATCH_END, MATCH_START
+
+    out = []
+    for n, piece in enumerate((text or "").replace(MATCH_END, MATCH_START).split(MATCH_START)):
+        piece = safe(piece, single_line=True)
+        if n % 2 and piece:
+            piece = paint(piece, "match", True) if color else f"{PLAIN_MARKS[0]}{piece}{PLAIN_MARKS[1]}"
+        out.append(piece)
+    return "".join(out)
+
+
+def search_output(result, fmt: str, tz: tzinfo | None, color: bool) -> str:
+    """Search hits as a table and its summary line, or as records, or deal ids."""
+    hits = result.hits
+    if fmt == IDS:
+        return deal_ids_output(h["deal_id"] for h in hits)
+    if fmt in MACHINE_FORMATS:
+        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt)
+    rows = []
+    for h in hits:
+        if h["kind"] == "deal":
+            who = f"deal · {safe(h['author'], single_line=True, width=20)}" if h["author"] else "deal"
+        else:
+            arrow = "←" if h["direction"] == "client" else "→"
+            who = f"{arrow} {safe(h['author'], single_line=True, width=20)}"
+        rows.append([
+            h["deal_id"],
+            paint(STATUS_LABEL[h["status"]], h["status"], color),
+            times.display(h["at"], tz),
+            who,
+            snippet(h["snippet"], color),
+        ])
+    return table(rows, ["DEAL", "STATUS", "TIME", "FROM", "MATCH"], fmt) + search_summary(result) + "\n"
+
+
+def search_summary(result) -> str:
+    shown = len(result.hits)
+    more = f" (the first {shown}; --limit shows more)" if result.more else ""
+    order = "best match first" if result.sort == "rank" else "newest first"
+    return f"{shown} match(es) for {safe(result.query, single_line=True)}, {order}{more}"
 
 
 # ------------------------------------------------------------------ timeline

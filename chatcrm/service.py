@@ -329,6 +329,74 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
 
 
 @dataclass
+class SearchResult:
+    query: str
+    hits: list[dict]
+    sort: str
+    more: bool  # more hits than the limit
+
+
+SEARCH_SORTS = ("time", "rank")
+
+
+def search(
+    store: Store,
+    query: str,
+    *,
+    now: str,
+    limit: int = 20,
+    sort: str = "time",
+    deal: str | None = None,
+    channel: str | None = None,
+    agent: str | None = None,
+    author: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    tz=None,
+) -> SearchResult:
+    """Full-text search (FTS5 syntax) over messages, their authors, and deal titles and
+    contacts, newest first or best match first, filtered (store/search.py)."""
+    from chatcrm.stats import period
+    from chatcrm.store import search as search_store
+
+    if not query.strip():
+        raise UsageError("the search query is empty")
+    if sort not in SEARCH_SORTS:
+        raise UsageError(f"unknown --sort {sort!r} (use time or rank)")
+    if limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    if status is not None:
+        try:
+            statuses.parse(status)
+        except ValueError as error:
+            raise UsageError(str(error))
+    start, end = period(since, until, tz, now)
+    with store.read():
+        deal_id = find_deal(store, deal)["deal_id"] if deal is not None else None
+        if agent is not None:
+            agent = _employee(store, agent)
+        try:
+            hits = search_store.search(
+                store, query, limit=limit + 1, sort=sort, deal_id=deal_id, channel=channel, agent=agent,
+                author=author, status=status, since=start, until=end,
+            )
+        except search_store.MalformedQuery as error:
+            raise UsageError(
+                f"malformed search query {query!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
+                "text: or author: before a word; put other punctuation inside double quotes)"
+            )
+    return SearchResult(query, hits[:limit], sort, len(hits) > limit)
+
+
+def _employee(store: Store, agent: str) -> str:
+    agent = agent.strip()
+    if not queries.is_employee(store, agent):
+        raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
+    return agent
+
+
+@dataclass
 class Queue:
     rows: list[dict]
     counts: dict[str, int]
@@ -339,6 +407,11 @@ class Queue:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def any_overdue_listed(self) -> bool:
+        """Whether a deal of `rows` has a client waiting longer than the SLA (rules/sla.py)."""
+        return any(row.get("overdue") for row in self.rows)
 
 
 def queue(
@@ -363,9 +436,7 @@ def queue(
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     if agent is not None:
-        agent = agent.strip()
-        if not queries.is_employee(store, agent):
-            raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
+        agent = _employee(store, agent)
     rows = queries.queue(store, status, limit, agent)
     now_epoch = times.epoch(now)
     for row in rows:
