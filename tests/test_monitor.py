@@ -22,9 +22,9 @@ def test_exit_status_is_0_when_every_listed_client_is_within_the_sla(day):
 
 
 def test_waiting_exactly_the_sla_is_within_it(day, monkeypatch):
-    # Ana has waited since 16:05: at 17:00 that is 55m exactly (rules/sla.py: strictly longer).
-    assert run("list", "--sla", "55m", "--agent", "Luis", "--exit-status").code == 0
-    assert run("list", "--sla", "54m", "--agent", "Luis", "--exit-status").code == 6
+    # Ana has waited since 16:05:20: at 17:00 that is 3280 s exactly (rules/sla.py: strictly longer).
+    assert run("list", "--sla", "3280s", "--agent", "Luis", "--exit-status").code == 0
+    assert run("list", "--sla", "3279s", "--agent", "Luis", "--exit-status").code == 6
 
 
 def test_exit_status_counts_only_the_deals_listed(day):

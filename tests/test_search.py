@@ -38,10 +38,12 @@ def test_case_and_accents_do_not_matter_in_any_script(store):
         msg("tg:2", t(1), text="¿Y la facturá?", id="2"),
         msg("tg:3", t(2), text="Где мой ЗАКАЗ?", id="3"),
         msg("tg:4", t(3), text="Otra cosa", id="4"),
+        msg("tg:5", t(4), text="Tiếng Việt", id="5"),  # letters with two diacritics each
     ])
     assert sorted(d for _, d, _ in found(store, "factura")) == [1, 2]
     assert sorted(d for _, d, _ in found(store, "FACTURÁ")) == [1, 2]
     assert [d for _, d, _ in found(store, "заказ")] == [3]
+    assert [d for _, d, _ in found(store, "tieng viet")] == [5]
 
 
 def test_fts_syntax_phrase_or_and_prefix_work(day):
@@ -63,9 +65,11 @@ def test_newest_first_by_default_and_best_first_with_sort_rank(store):
     ingest(store, [
         msg("tg:1", t(0), text="pedido pedido pedido", id="1"),
         msg("tg:2", t(5), text="un pedido entre muchas otras palabras de relleno aquí", id="2"),
+        msg("tg:3", t(9), text="otro pedido entre muchas más palabras de relleno, y algunas más", id="3"),
     ])
-    assert [d for _, d, _ in found(store, "pedido")] == [2, 1]
-    assert [d for _, d, _ in found(store, "pedido", sort="rank")] == [1, 2]
+    assert [d for _, d, _ in found(store, "pedido")] == [3, 2, 1]
+    assert [d for _, d, _ in found(store, "pedido", sort="rank")] == [1, 2, 3]
+    assert [d for _, d, _ in found(store, "pedido", sort="rank", limit=1)] == [1]  # the best, not the newest
 
 
 def test_filters_narrow_the_matches(day):
