@@ -206,6 +206,34 @@ def outcome_line(outcome, tz: tzinfo | None) -> str:
     raise ValueError(f"unknown outcome {o.action!r}")
 
 
+def refusal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused, in a command on several (nothing changed)."""
+    return f"refused deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def skipped_deal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused and --skip-refused left as it was."""
+    return f"skipped deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def idle_line(closing, report, tz: tzinfo | None) -> str:
+    """One chat `close --idle` closed (or, with --dry-run, would close)."""
+    verb = ("would close" if report.dry_run else "closed") + (" and complete" if report.dry_run and report.complete else "")
+    if not report.dry_run and report.complete:
+        verb = "closed and completed"
+    return (f"deal {closing.deal_id}: chat {closing.chat_id} ({safe(closing.chat_key, single_line=True)}) {verb}; "
+            f"quiet since {times.sentence(closing.last_message_at, tz)} "
+            f"({times.duration(closing.quiet_seconds)}) after {safe(closing.author, single_line=True)}'s message")
+
+
+def idle_summary(report) -> str:
+    idle = times.duration(report.idle_seconds)
+    what = "would close" if report.dry_run else "closed"
+    if not report.closed:
+        return f"no open chat has been quiet for {idle} after an employee's message; nothing to close"
+    return f"{what} {len(report.closed)} chat(s) quiet for {idle} or more after an employee's message"
+
+
 def ingest_summary(report, dry_run: bool) -> str:
     """An import's one summary line (service.IngestReport)."""
     what = "would add" if dry_run else "added"

@@ -17,6 +17,7 @@ from chatcrm.derive import is_unread
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
 from chatcrm.events import Event, Invalid
 from chatcrm.rules import employees as employee_rule
+from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
@@ -275,6 +276,115 @@ def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | Non
         event = Event("assign", target["chat_key"], now, session=target["opened_at"], agent=agent, source="assign")
         _record(store, [event])
     return Outcome("assigned", deal["deal_id"], now, **ids)
+
+
+@dataclass
+class IdleClosing:
+    """One chat `close --idle` closed: quiet since its last message, an employee's."""
+
+    deal_id: int
+    chat_id: int
+    chat_key: str
+    activity_id: int
+    last_message_at: str
+    author: str
+    quiet_seconds: int
+
+
+@dataclass
+class IdleReport:
+    closed: list[IdleClosing]
+    idle_seconds: int
+    complete: bool
+    dry_run: bool
+
+
+def close_idle(store: Store, *, idle_seconds: int, now: str, complete: bool = False, dry_run: bool = False) -> IdleReport:
+    """Close every idle chat (rules/idle.py) at `now`, and with `complete` complete its
+    activity, in one write transaction: a client who writes while it runs either
+    makes their chat not idle before it looks, or opens a new chat after it closed.
+    Never a chat whose client is waiting. `dry_run` reports and changes nothing."""
+    if idle_seconds <= 0:
+        raise UsageError("--idle: give a duration longer than zero (24h, 30m)")
+    now_epoch = times.epoch(now)
+    cutoff = times.from_epoch(idle_rule.cutoff(now_epoch, idle_seconds))
+    with store.write():
+        chats = queries.idle_chats(store, cutoff)
+        closed = [
+            IdleClosing(c["deal_id"], c["chat_id"], c["chat_key"], c["activity_id"], c["last_message_at"], c["author"],
+                        now_epoch - times.epoch(c["last_message_at"]))
+            for c in chats
+        ]
+        if not dry_run and chats:
+            events = []
+            for c in chats:
+                events.append(Event("close", c["chat_key"], now, source="close"))
+                if complete and c["completed_at"] is None:
+                    events.append(Event("complete", c["chat_key"], now, session=c["opened_at"], source="close"))
+            _record(store, events)
+    return IdleReport(closed, idle_seconds, complete, dry_run)
+
+
+# ------------------------------------------------------------------ many deals at once
+
+
+class ManyRefused(Refused):
+    """Some deals of a command on many were refused by a rule: nothing changed."""
+
+    def __init__(self, refusals: list["Refusal"], total: int):
+        super().__init__(f"{len(refusals)} of {total} deals refused by a rule; nothing changed "
+                         "(--skip-refused applies the rest)")
+        self.refusals = refusals
+
+
+@dataclass
+class Refusal:
+    deal_id: int
+    error: Refused
+
+
+@dataclass
+class ManyOutcome:
+    """What a command did on each of several deals: `outcomes` in the order given, and
+    with `skip_refused` the deals a rule refused (`skipped`)."""
+
+    outcomes: list[Outcome]
+    skipped: list[Refusal] = field(default_factory=list)
+
+
+def on_many(store: Store, deal_refs: list[str], act, *, skip_refused: bool = False) -> ManyOutcome:
+    """Apply `act(deal_ref) -> Outcome` (reply, close, complete, assign) to each deal in
+    one transaction. Every deal must exist (else NotFound naming the unknown ones, and
+    nothing changes); a deal named twice is acted on once. When a rule refuses some,
+    nothing changes and ManyRefused lists each with its reason — unless `skip_refused`:
+    then the others are applied and the refused ones reported as skipped."""
+    refs = [str(ref).strip() for ref in deal_refs]
+    outcomes: list[Outcome] = []
+    refusals: list[Refusal] = []
+    with store.write():
+        found, unknown = {}, []
+        for ref in refs:
+            deal = queries.find_deal(store, ref)
+            if deal is None:
+                unknown.append(ref)
+            else:
+                found.setdefault(deal["deal_id"], ref)
+        if unknown:
+            names = ", ".join(repr(ref) for ref in dict.fromkeys(unknown))
+            raise NotFound(f"no deal {names} (give deal ids or keys, one per line on stdin; "
+                           "`chatcrm list --format ids` prints them); nothing changed")
+        conn = store.conn
+        for deal_id in found:
+            conn.execute("SAVEPOINT one_deal")
+            try:
+                outcomes.append(act(str(deal_id)))
+            except Refused as error:
+                conn.execute("ROLLBACK TO one_deal")
+                refusals.append(Refusal(deal_id, error))
+            conn.execute("RELEASE one_deal")
+        if refusals and not skip_refused:
+            raise ManyRefused(refusals, len(found))
+    return ManyOutcome(outcomes, refusals)
 
 
 # ------------------------------------------------------------------ reading
