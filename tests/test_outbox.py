@@ -183,6 +183,7 @@ def test_a_failing_command_is_worded_by_its_last_stderr_line():
     assert send(entry()) == SendResult(False, error="exit 22: Bad Request: chat not found")
 
 
+@pytest.mark.slow
 def test_a_command_that_hangs_is_stopped_after_the_timeout_and_counted_as_a_failure(tmp_path):
     pid_file = tmp_path / "pid"
     started = time.monotonic()
@@ -230,6 +231,7 @@ def chatcrm(*args, env=None, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+@pytest.mark.slow
 def test_two_deliver_runs_at_once_never_send_one_reply_twice_and_keep_each_chats_order(tmp_path):
     db = tmp_path / "c.db"
     assert run("ingest", "--db", db, LIVE / "telegram-getupdates.json", LIVE / "telegram-business.jsonl",
@@ -251,6 +253,7 @@ def test_two_deliver_runs_at_once_never_send_one_reply_twice_and_keep_each_chats
     assert sum(o[0].decode().count("\n") for o in outputs) == 12
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_delivery_loses_nothing_the_reply_goes_once_its_lease_runs_out(tmp_path):
     db = tmp_path / "k.db"
     assert run("ingest", "--db", db, LIVE / "telegram-getupdates.json").code == 0

@@ -24,7 +24,7 @@ def detect(text: bytes) -> str | None:
         return None
     try:
         first = json.loads(text.split(b"\n", 1)[0])
-    except ValueError:
+    except (ValueError, RecursionError):
         first = None
     if isinstance(first, dict):
         if first.get("object") == "whatsapp_business_account":

@@ -8,7 +8,7 @@ large the database.
 from __future__ import annotations
 
 from chatcrm.rules.statuses import GREY, RANK
-from chatcrm.store import projection
+from chatcrm.store import projection, search
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
@@ -41,6 +41,8 @@ def check(store: Store, most: int = CHECK_MOST) -> list[str]:
     ]
     differing: dict[str, tuple[dict, dict]] = {}
     with store.write():
+        # (the integrity check of an FTS5 index is an INSERT: inside this transaction)
+        problems += search.problems(store)
         for kind, sql in _DERIVED_STATES.items():
             conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
             conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")
