@@ -268,3 +268,20 @@ def test_client_text_reaches_the_terminal_escaped(tmp_path):
 ])
 def test_live_payloads_are_told_from_their_content_and_events_quoting_their_names_are_not(content, fmt):
     assert importers.detect(content.encode(), "-") == fmt
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_search_finds_a_message_by_its_edited_text_only(tmp_path, together):
+    """The search index follows an edit, in an import of its own or in the same one as
+    the original (where a large import indexes its messages at its end)."""
+    original = update(1, message_id=5, text="chaqueta roja")
+    edit = update(2, "edited_message", message_id=5, text="chaqueta verde", edit_date=1795943760)
+    others = [update(n, message_id=n, text=f"otra {n}") for n in range(10, 16)]  # past the bulk threshold
+    if together:
+        assert run("ingest", write_updates(tmp_path / "all.jsonl", [original, *others, edit])).code == 0
+    else:
+        assert run("ingest", write_updates(tmp_path / "a.jsonl", [original, *others])).code == 0
+        assert run("ingest", write_updates(tmp_path / "b.jsonl", [edit])).code == 0
+    assert run("search", "verde", "-f", "json").json()[0]["text"] == "chaqueta verde"
+    assert run("search", "roja", "-f", "json").json() == []
+    assert run("check").code == 0
