@@ -202,6 +202,16 @@ def _color(stream=None) -> bool:
     return render.use_color(stream or sys.stdout, no_color=bool(os.environ.get("NO_COLOR")))
 
 
+def _terminal(stream=None) -> bool:
+    """Whether output goes to a terminal: text from clients and files is then shown with
+    its control characters escaped, CSV included."""
+    isatty = getattr(stream or sys.stdout, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
 def _store(db: str | None):
     from chatcrm.store import open_store
 
@@ -434,7 +444,7 @@ def list_(
 
     def draw() -> str:
         queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
-        return render.queue_output(queue, fmt, display, _color())
+        return render.queue_output(queue, fmt, display, _color(), _terminal())
 
     if watch:
         _watch(draw, every)
@@ -475,7 +485,7 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     card, entries = service.timeline(_store(db), deal)
-    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
+    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color(), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm stats --since 7d', 'chatcrm stats --since 2026-11-24 --until 2026-11-25 -f json'))
@@ -504,7 +514,7 @@ def stats(
     store = _store(db)
     _hint_if_empty(store)
     report = stats_.compute(store, now=now, since=start, until=end).as_dict()
-    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
+    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm export -o backup.jsonl', 'chatcrm export --deal 5'))
@@ -532,7 +542,7 @@ def export(
     with store.read():
         records = service.export(store, deal)
         if output is None or output == "-":
-            count = render.write_events(records, fmt, sys.stdout)
+            count = render.write_events(records, fmt, sys.stdout, _terminal())
         else:
             count = _write_atomically(output, lambda stream: render.write_events(records, fmt, stream))
     where = "stdout" if output in (None, "-") else output

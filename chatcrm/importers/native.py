@@ -11,6 +11,7 @@ import orjson
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
+from chatcrm.rules.cells import restored
 
 MAX_LINE = 64 << 20
 FIELDS = (
@@ -92,7 +93,8 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
             if len(row) != len(header):
                 yield Invalid(source, number, f"{len(row)} cells where the header has {len(header)}")
                 continue
-            record = {name: cell for name, cell in zip(header, row) if cell != ""}
+            # A cell chatcrm wrote with a quote in front (no formula) reads back as it was.
+            record = {name: restored(cell) for name, cell in zip(header, row) if cell != ""}
             yield event_from_record(record, source, number, options.tz)
     except UnicodeDecodeError:
         raise InvalidInput(f"{source}:{rows.line_num + 1}: not UTF-8 text")
