@@ -544,30 +544,11 @@ def export(
         if output is None or output == "-":
             count = render.write_events(records, fmt, sys.stdout, _terminal())
         else:
-            count = _write_atomically(output, lambda stream: render.write_events(records, fmt, stream))
+            from chatcrm.output import write_to
+
+            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
     where = "stdout" if output in (None, "-") else output
     typer.echo(f"exported {count} event(s) to {where}", err=True)
-
-
-def _write_atomically(path: str, write) -> int:
-    """Write a file through a temporary sibling and a rename: never a half-written file."""
-    import tempfile
-
-    from chatcrm.errors import UsageError
-
-    target = os.path.abspath(path)
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".chatcrm-export-", dir=os.path.dirname(target))
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            result = write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return result
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
