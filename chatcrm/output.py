@@ -43,9 +43,22 @@ def write_to(path: str, write: Callable[[TextIO], T]) -> T:
     return _replace(os.path.realpath(path), path, info, write)
 
 
+def _descriptor(path: str) -> int | None:
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/3), if any."""
+    named = {"/dev/stdout": "1", "/dev/stderr": "2"}.get(path)
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if path.startswith(prefix):
+            named = path[len(prefix):]
+    return int(named) if named is not None and named.isdigit() else None
+
+
 def _in_place(path: str, write: Callable[[TextIO], T]) -> T:
+    """Written through what is open already (the shell's `>>` appends), or opened
+    without truncating (a device or a pipe has nothing to truncate)."""
     try:
-        stream = open(path, "w", encoding="utf-8", newline="")
+        fd = _descriptor(path)
+        fd = os.dup(fd) if fd is not None else os.open(path, os.O_WRONLY)
+        stream = open(fd, "w", encoding="utf-8", newline="")
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}")
     try:

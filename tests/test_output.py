@@ -92,3 +92,14 @@ def test_point3_a_folder_or_an_unwritable_place_is_a_clean_usage_error(db, tmp_p
         locked.write_text("keep\n")
         os.chmod(locked, 0o444)
         assert run("export", "-o", locked).code == 2 and locked.read_text() == "keep\n"
+
+
+def test_point3_dev_stdout_appended_to_a_file_is_written_through_the_descriptor(db, tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("earlier\n")
+    with open(log, "a") as stream:
+        result = subprocess.run(
+            [sys.executable, "-m", "chatcrm", "export", "-o", "/dev/stdout"], stdout=stream, stderr=subprocess.PIPE,
+            text=True, cwd=ROOT, timeout=60, env={**os.environ, "CHATCRM_DB": str(db)})
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().startswith("earlier\n") and log.read_text().count("\n") == 3
