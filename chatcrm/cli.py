@@ -212,10 +212,12 @@ def _terminal(stream=None) -> bool:
         return False
 
 
-def _store(db: str | None):
+def _store(db: str | None, *, read_only: bool = False, create: bool = False):
+    """The database: read-only commands never create or change it; only `ingest` creates one."""
     from chatcrm.store import open_store
 
-    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True))
+    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
+                      create=create)
 
 
 def _hint_if_empty(store) -> None:
@@ -267,9 +269,18 @@ def ingest(
     from chatcrm import importers, render, service
 
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
+    if "-" in files:
+        _stdin("ingest -")
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
-    store = _store(db)
+    if dry_run and not _db_path(db).exists():
+        import tempfile
+
+        # Nothing is written by a dry run, not even a new database: it runs on a scratch one.
+        scratch = tempfile.TemporaryDirectory(prefix="chatcrm-dry-run-")
+        store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
+    else:
+        store = _store(db, create=True)
 
     def sources():
         for path in files:
@@ -304,9 +315,29 @@ def reply(
     from chatcrm import service
 
     if text == "-":
-        text = sys.stdin.read().rstrip("\n")
+        text = _stdin_text().rstrip("\n")
     now, zone = _now(at, tz), _display_zone(tz)
     _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
+
+
+def _stdin(what: str):
+    """stdin's bytes, or a usage error where there is no stdin (closed: `<&-`)."""
+    from chatcrm.errors import UsageError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None or stream.closed:
+        raise UsageError(f"{what} reads stdin, but stdin is closed")
+    return stream
+
+
+def _stdin_text() -> str:
+    from chatcrm.errors import InvalidInput
+
+    data = _stdin("reply -").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"<stdin>: not UTF-8 text (byte {error.start + 1})")
 
 
 def _default_author() -> str:
@@ -439,7 +470,11 @@ def list_(
     display = _display_zone(tz)
     sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
     every = _duration(interval, "--interval")
-    store = _store(db)
+    if every > 86400:
+        from chatcrm.errors import UsageError
+
+        raise UsageError(f"--interval: {interval!r} is too long (at most 1d)")
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
 
     def draw() -> str:
@@ -484,7 +519,7 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    card, entries = service.timeline(_store(db), deal)
+    card, entries = service.timeline(_store(db, read_only=True), deal)
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color(), _terminal()))
 
 
@@ -511,7 +546,7 @@ def stats(
     fmt = render.check_format(fmt)
     now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     report = stats_.compute(store, now=now, since=start, until=end).as_dict()
     sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz), _terminal()))
@@ -537,7 +572,7 @@ def export(
 
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"unknown --format {fmt!r} for export (use jsonl or csv)")
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     with store.read():
         records = service.export(store, deal)
@@ -556,18 +591,19 @@ def check(db: Db = None) -> None:
     """Verify the database against its facts.
 
     Recomputes every chat, activity and deal from the messages, closes, completions and
-    assignments, and compares. Prints each problem (exit 1), or one `ok:` line.
+    assignments, and compares. Prints each problem (exit 6), or one `ok:` line.
     """
     from chatcrm import render
+    from chatcrm.errors import PROBLEMS_FOUND
     from chatcrm.store import verify
 
-    store = _store(db)
+    store = _store(db, read_only=True)
     problems = verify.check(store)
     if problems:
         listing, error = render.check_problems(store.path, problems)
         sys.stdout.write(listing)
         typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(PROBLEMS_FOUND)
     typer.echo(render.check_ok(store.path, verify.counts(store)))
 
 
@@ -597,6 +633,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:  # stdout or stderr cannot be written: a full disk, a closed terminal
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     except typer.Abort:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
@@ -610,6 +649,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -648,8 +690,22 @@ def _usage_hint(group, args: list[str]) -> str:
 
 
 def _quiet_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    """Stdout to /dev/null, so that nothing tries to write it again on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests), or already closed
+        pass
+
+
+def _io_failure(error: OSError) -> str:
+    import errno
+
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write the output: {reason}"
+    where = f" ({error.filename})" if error.filename else ""
+    return f"input/output failed{where}: {reason}"
 
 
 def _fail(message: str, code: int) -> None:
