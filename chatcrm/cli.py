@@ -280,6 +280,7 @@ def ingest(
         scratch = tempfile.TemporaryDirectory(prefix="chatcrm-dry-run-")
         store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
     else:
+        new = not _db_path(db).exists()
         store = _store(db, create=True)
 
     def sources():
@@ -287,7 +288,12 @@ def ingest(
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
                 yield importers.read_source(path, fmt, options, progress)
 
-    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    try:
+        report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    except Exception:
+        if not dry_run and new:
+            _forget_new_database(store)  # a refused import into a new database leaves no database
+        raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
@@ -318,6 +324,17 @@ def reply(
         text = _stdin_text().rstrip("\n")
     now, zone = _now(at, tz), _display_zone(tz)
     _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
+
+
+def _forget_new_database(store) -> None:
+    """Remove the database this command created, if it is still empty."""
+    try:
+        if store.conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    except (OSError, Exception):  # noqa: BLE001 - the import's own error is the one to report
+        pass
 
 
 def _stdin(what: str):
@@ -582,7 +599,7 @@ def export(
             from chatcrm.output import write_to
 
             count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
-    where = "stdout" if output in (None, "-") else output
+    where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
 
 

@@ -173,3 +173,19 @@ def test_point5_a_wal_database_on_a_read_only_mount_can_be_listed_and_checked(da
     finally:
         subprocess.run(["umount", str(mountpoint)], capture_output=True)
         mountpoint.rmdir()
+
+
+def test_point5_a_refused_import_into_a_new_database_leaves_no_database(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"chat": "x", "from": "client", "at": "0001-01-01T00:00:00Z"}\n')
+    db = tmp_path / "new" / "chatcrm.db"
+    assert run("ingest", "--db", db, bad).code == 5
+    assert not db.exists() and os.listdir(db.parent) == []
+
+
+def test_point5_shell_completion_of_employees_reads_without_leaving_files(day_db):
+    from chatcrm.store.connection import employee_names_read_only
+
+    before = beside(day_db)
+    assert "Elena" in employee_names_read_only(day_db)
+    assert beside(day_db) == before

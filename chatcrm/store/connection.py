@@ -216,7 +216,7 @@ def employee_names_read_only(path: Path) -> list[str]:
     if not path.exists():
         return []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        conn = _connect_read_only(path)
         try:
             return [row[0] for row in conn.execute(names_sql())]
         finally:
