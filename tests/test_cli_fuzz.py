@@ -21,6 +21,7 @@ COMMANDS = ["ingest", "reply", "close", "complete", "assign", "list", "timeline"
 HOSTILE = ["", " ", "-", "--", "\x00", "\x1b[2J", "\u202e", "\x9b", "é", "１２", "💥", "'", '"', "%s", "{}", "\\", "\n",
            "x" * 300, "0", "-1", "3", "6", "8", "99", "D-1042", "wa:34600111222", str(10**20), "-" + str(10**20),
            "1e308", "nan", "inf", "0x10", "  7  ", "Luis", "Elena", "nobody"]
+DEALS = ["1", "3", "6", "8", "99", "0", str(10**20), "9" * 19, "-1", "１２", "D-1042", "wa:34600111222", "", " 3 ", "-"]
 TIMES = ["2026-11-24T17:00:00Z", "2026-11-24T17:00", "2026-11-24", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z",
          "1969-12-31T23:59:59Z", "2026-02-30T10:00:00Z", "2026-11-24T25:00:00Z", "24/11/2026", "yesterday", "7d", "0d",
          "100000000000000000000w", "1000000000000000000000000d", "PT15M", "P", "PT", "-7d", "2026-11-24T09:00:00+99:00"]
@@ -46,6 +47,8 @@ def values():
 @st.composite
 def argument_lists(draw, files):
     args = [draw(st.sampled_from(COMMANDS) | st.sampled_from(HOSTILE))]
+    if draw(st.booleans()):  # the DEAL most commands take first
+        args.append(draw(st.sampled_from(DEALS)))
     for _ in range(draw(st.integers(0, 5))):
         kind = draw(st.integers(0, 5))
         if kind == 0:
