@@ -292,7 +292,9 @@ def ingest(
         report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
     except Exception:
         if not dry_run and new:
-            _forget_new_database(store)  # a refused import into a new database leaves no database
+            from chatcrm.store.connection import discard_if_empty
+
+            discard_if_empty(store)  # a refused import into a new database leaves no database
         raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
@@ -324,17 +326,6 @@ def reply(
         text = _stdin_text().rstrip("\n")
     now, zone = _now(at, tz), _display_zone(tz)
     _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
-
-
-def _forget_new_database(store) -> None:
-    """Remove the database this command created, if it is still empty."""
-    try:
-        if store.conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
-            store.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{store.path}{suffix}").unlink(missing_ok=True)
-    except (OSError, Exception):  # noqa: BLE001 - the import's own error is the one to report
-        pass
 
 
 def _stdin(what: str):

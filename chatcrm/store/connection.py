@@ -208,6 +208,21 @@ def _upgraded_copy(store: Store, on_upgrade: Callable[[str], None] | None) -> St
     return Store(copy, store.path)
 
 
+def discard_if_empty(store: Store) -> None:
+    """Close and remove a database that holds no facts (one this command created for an
+    import that was then refused); anything in it, or any doubt, keeps it."""
+    try:
+        if store.conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None:
+            return
+        if store.conn.execute("SELECT 1 FROM chat_events UNION ALL SELECT 1 FROM assignments LIMIT 1").fetchone():
+            return
+        store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    except (OSError, sqlite3.Error):
+        pass
+
+
 def employee_names_read_only(path: Path) -> list[str]:
     """The employees' names in the database at `path`, read without creating or changing
     anything (for shell completion): none when there is no usable database there."""
