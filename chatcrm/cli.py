@@ -708,7 +708,7 @@ def search(
         store, query, now=_clock(), limit=limit, sort=sort, deal=deal, channel=channel, agent=agent,
         author=author, status=status, since=since, until=until, tz=_input_zone(tz),
     )
-    sys.stdout.write(render.search_output(result, fmt, display, _color()))
+    sys.stdout.write(render.search_output(result, fmt, display, _color(), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm timeline 2', 'chatcrm timeline D-1042 -f json'))

@@ -379,13 +379,13 @@ def snippet(text: str | None, color: bool) -> str:
     return "".join(out)
 
 
-def search_output(result, fmt: str, tz: tzinfo | None, color: bool) -> str:
+def search_output(result, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
     """Search hits as a table and its summary line, or as records, or deal ids."""
     hits = result.hits
     if fmt == IDS:
         return deal_ids_output(h["deal_id"] for h in hits)
     if fmt in MACHINE_FORMATS:
-        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt)
+        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt, terminal)
     rows = []
     for h in hits:
         if h["kind"] == "deal":
