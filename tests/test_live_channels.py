@@ -20,8 +20,13 @@ def read(path, **options):
 
 
 def messages(db):
+    """The stored messages; none where a refused import left no database (or an empty one)."""
+    if not db.exists():
+        return []
     conn = sqlite3.connect(db)
     try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone():
+            return []
         return conn.execute("SELECT chat_key, uid, direction, author, text, sent_at FROM messages ORDER BY chat_key, sent_at, uid").fetchall()
     finally:
         conn.close()
