@@ -96,3 +96,11 @@ def said(outcome) -> str:
 
 def chats(store, ref):
     return queries.deal_chats(store, deal(store, ref)["deal_id"])
+
+
+def nothing_stored() -> bool:
+    """After a refused import: no database was left behind, or it holds no deal."""
+    listed = run("list", "-f", "json")
+    if listed.code == 1 and "no chatcrm database at" in listed.err:
+        return True
+    return listed.code == 0 and listed.json() == []

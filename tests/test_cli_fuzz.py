@@ -102,16 +102,15 @@ def world(tmp_path_factory):
     (folder / "sub").mkdir()
     files = [str(good), str(bad), str(folder / "sub"), str(folder / "missing.jsonl"), "-", str(folder / "out.jsonl"),
              str(FIXTURES / "support-day.jsonl"), "/dev/null", str(folder / "sub" / "deep" / "x")]
-    return folder, template, files
+    return folder, template, files, dump(template)
 
 
 def fuzz(world, args, stdin, now, tz):
-    folder, template, _ = world
+    folder, template, _, before = world  # each case starts from a copy of the template
     db = folder / "case.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(template, db)
-    before = dump(db)
     saved = {name: os.environ.get(name) for name in ("CHATCRM_DB", "CHATCRM_NOW", "CHATCRM_TZ")}
     os.environ["CHATCRM_DB"] = str(db)
     for name, value in (("CHATCRM_NOW", now), ("CHATCRM_TZ", tz)):
