@@ -78,7 +78,9 @@ def test_point5_no_command_but_ingest_creates_a_database(tmp_path):
                            "chatcrm ingest FILE (with the same --db or $CHATCRM_DB)\n")
     empty = tmp_path / "empty.db"
     empty.touch()
-    assert "(it is empty)" in run("list", "--db", empty).err and empty.stat().st_size == 0
+    for args in (["list"], ["reply", "1", "hola"], ["check"]):
+        result = run(*args, "--db", empty)
+        assert result.code == 1 and "(it is empty)" in result.err and empty.stat().st_size == 0
 
 
 def test_point5_read_only_commands_leave_the_database_and_its_folder_as_they_were(day_db):
