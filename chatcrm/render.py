@@ -16,6 +16,7 @@ from chatcrm.errors import UsageError
 from chatcrm.rules.statuses import GREEN, GREY, UNREAD
 
 MACHINE_FORMATS = ("json", "jsonl", "csv")
+IDS = "ids"
 DEFAULT_TABLE = "simple"
 
 # Stable, documented field names (README "JSON fields").
@@ -58,20 +59,27 @@ TIMELINE_FIELDS = (
 )
 
 
-def check_format(fmt: str | None) -> str:
-    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table)."""
+def check_format(fmt: str | None, *, ids: bool = False) -> str:
+    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table); with
+    `ids`, also `ids` (deal ids one per line, for another command's `-`)."""
     if fmt is None:
         return DEFAULT_TABLE
-    if fmt in MACHINE_FORMATS:
+    if fmt in MACHINE_FORMATS or (ids and fmt == IDS):
         return fmt
     from tabulate import tabulate_formats  # only when a table is printed
 
     if fmt in tabulate_formats:
         return fmt
     raise UsageError(
-        f"unknown --format {fmt!r} (use json, jsonl, csv, or a table style such as "
+        f"unknown --format {fmt!r} (use json, jsonl, csv{', ids' if ids else ''}, or a table style such as "
         "simple, github, grid, plain)"
     )
+
+
+def deal_ids_output(deal_ids: Iterable[int]) -> str:
+    """`--format ids`: each deal id once, one per line, in the order given."""
+    seen: dict[int, None] = dict.fromkeys(deal_ids)
+    return "".join(f"{deal_id}\n" for deal_id in seen)
 
 
 def use_color(stream: TextIO, *, no_color: bool) -> bool:
@@ -82,7 +90,7 @@ def use_color(stream: TextIO, *, no_color: bool) -> bool:
     return bool(isatty and isatty())
 
 
-_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33"}
+_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33", "match": "1;33"}
 
 
 def paint(text: str, style: str, color: bool) -> str:
@@ -159,8 +167,8 @@ def csv_writer(stream: TextIO, terminal: bool = False):
 
 
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bool = False) -> int:
-    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at a time;
-    returns the count."""
+    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at
+    a time; returns the count."""
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS
@@ -177,6 +185,7 @@ def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bo
 
 
 def _csv_value(value):
+    """A CSV cell's value (booleans as JSON writes them; the formula rule is csv_writer's)."""
     if value is True:
         return "true"
     if value is False:
@@ -230,6 +239,34 @@ def outcome_line(outcome, tz: tzinfo | None) -> str:
     raise ValueError(f"unknown outcome {o.action!r}")
 
 
+def refusal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused, in a command on several (nothing changed)."""
+    return f"refused deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def skipped_deal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused and --skip-refused left as it was."""
+    return f"skipped deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def idle_line(closing, report, tz: tzinfo | None) -> str:
+    """One chat `close --idle` closed (or, with --dry-run, would close)."""
+    verb = ("would close" if report.dry_run else "closed") + (" and complete" if report.dry_run and report.complete else "")
+    if not report.dry_run and report.complete:
+        verb = "closed and completed"
+    return (f"deal {closing.deal_id}: chat {closing.chat_id} ({safe(closing.chat_key, single_line=True)}) {verb}; "
+            f"quiet since {times.sentence(closing.last_message_at, tz)} "
+            f"({times.duration(closing.quiet_seconds)}) after {safe(closing.author, single_line=True)}'s message")
+
+
+def idle_summary(report) -> str:
+    idle = times.duration(report.idle_seconds)
+    what = "would close" if report.dry_run else "closed"
+    if not report.closed:
+        return f"no open chat has been quiet for {idle} after an employee's message; nothing to close"
+    return f"{what} {len(report.closed)} chat(s) quiet for {idle} or more after an employee's message"
+
+
 def ingest_summary(report, dry_run: bool) -> str:
     """An import's one summary line (service.IngestReport)."""
     what = "would add" if dry_run else "added"
@@ -268,7 +305,9 @@ STATUS_LABEL = {UNREAD: "UNREAD", GREEN: "green", GREY: "grey"}
 
 
 def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
-    """R9's queue as a table with its summary line, or as records for scripts."""
+    """R9's queue as a table with its summary line, or as records (or deal ids) for scripts."""
+    if fmt == IDS:
+        return deal_ids_output(row["deal_id"] for row in queue.rows)
     if fmt in MACHINE_FORMATS:
         return records(queue.rows, LIST_FIELDS, fmt, terminal)
     rows = []
@@ -316,6 +355,59 @@ def summary_line(queue, color: bool) -> str:
     if len(queue.rows) < queue.total:
         line += f" (showing {len(queue.rows)} of {queue.total} deals)"
     return line
+
+
+# ------------------------------------------------------------------ search
+
+
+SEARCH_FIELDS = ("kind", "deal_id", "deal_key", "status", "at", "direction", "author", "channel", "chat_key",
+                 "text", "snippet")
+PLAIN_MARKS = ("[", "]")  # a match in a snippet, when piped and in JSON/CSV
+
+
+def snippet(text: str | None, color: bool) -> str:
+    """A search snippet on one line, its matches highlighted on a terminal, else between
+    plain markers; the client's text is made safe piece by piece."""
+    from chatcrm.store.search import MATCH_END, MATCH_START
+
+    out = []
+    for n, piece in enumerate((text or "").replace(MATCH_END, MATCH_START).split(MATCH_START)):
+        piece = safe(piece, single_line=True)
+        if n % 2 and piece:
+            piece = paint(piece, "match", True) if color else f"{PLAIN_MARKS[0]}{piece}{PLAIN_MARKS[1]}"
+        out.append(piece)
+    return "".join(out)
+
+
+def search_output(result, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
+    """Search hits as a table and its summary line, or as records, or deal ids."""
+    hits = result.hits
+    if fmt == IDS:
+        return deal_ids_output(h["deal_id"] for h in hits)
+    if fmt in MACHINE_FORMATS:
+        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt, terminal)
+    rows = []
+    for h in hits:
+        if h["kind"] == "deal":
+            who = f"deal · {safe(h['author'], single_line=True, width=20)}" if h["author"] else "deal"
+        else:
+            arrow = "←" if h["direction"] == "client" else "→"
+            who = f"{arrow} {safe(h['author'], single_line=True, width=20)}"
+        rows.append([
+            h["deal_id"],
+            paint(STATUS_LABEL[h["status"]], h["status"], color),
+            times.display(h["at"], tz),
+            who,
+            snippet(h["snippet"], color),
+        ])
+    return table(rows, ["DEAL", "STATUS", "TIME", "FROM", "MATCH"], fmt) + search_summary(result) + "\n"
+
+
+def search_summary(result) -> str:
+    shown = len(result.hits)
+    more = f" (the first {shown}; --limit shows more)" if result.more else ""
+    order = "best match first" if result.sort == "rank" else "newest first"
+    return f"{shown} match(es) for {safe(result.query, single_line=True)}, {order}{more}"
 
 
 # ------------------------------------------------------------------ timeline

@@ -98,9 +98,10 @@ def chats(store, ref):
     return queries.deal_chats(store, deal(store, ref)["deal_id"])
 
 
-def nothing_stored() -> bool:
-    """After a refused import: no database was left behind, or it holds no deal."""
-    listed = run("list", "-f", "json")
-    if listed.code == 1 and "no chatcrm database at" in listed.err:
-        return True
-    return listed.code == 0 and listed.json() == []
+def nothing_written() -> bool:
+    """After a refused command on a new database: no database was created (or, where one
+    was there, its queue is still empty)."""
+    import os
+
+    db = Path(os.environ["CHATCRM_DB"])
+    return not db.exists() or run("list", "-f", "json").json() == []

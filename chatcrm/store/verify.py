@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from chatcrm.rules.statuses import GREY, RANK
-from chatcrm.store import projection
+from chatcrm.store import projection, search
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
@@ -60,6 +60,8 @@ def _derived_differences(store: Store, most: int) -> list[str]:
     problems: list[str] = []
     differing: dict[str, tuple[dict, dict]] = {}
     with store.write():
+        # (the integrity check of an FTS5 index is an INSERT: inside this transaction)
+        problems += search.problems(store)
         for kind, sql in _DERIVED_STATES.items():
             conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
             conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")
