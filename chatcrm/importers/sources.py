@@ -257,6 +257,8 @@ def _bounded(events: Iterator, stream: BinaryIO | None, name: str) -> Iterator[E
     try:
         for event in events:
             if isinstance(event, Invalid):
+                if len(event.reason) > 200:  # a reason quotes the input: keep it short
+                    event.reason = excerpt(event.reason, 200)
                 invalid += 1
                 if invalid > MAX_INVALID:
                     raise InvalidInput(

@@ -35,7 +35,8 @@ def flatten(text) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in text)
+        return "".join(part if isinstance(part, str) else _s(part.get("text")) if isinstance(part, dict) else ""
+                       for part in text[:10000])
     return ""
 
 
@@ -210,13 +211,13 @@ def _message(message: dict, chat: _Chat, source: str, line: int, options) -> Ite
         try:
             at = times.from_epoch(int(message["date_unixtime"]))
         except (TypeError, ValueError, OverflowError, OSError):
-            yield Invalid(source, line, f"message {message.get('id')}: unreadable date_unixtime")
+            yield Invalid(source, line, f"message {excerpt(_s(message.get('id')))}: unreadable date_unixtime")
             return
     else:
         try:
             at = times.parse(message.get("date"), options.tz)
-        except ValueError as error:
-            yield Invalid(source, line, f"message {message.get('id')}: {error}")
+        except (ValueError, OverflowError) as error:
+            yield Invalid(source, line, f"message {excerpt(_s(message.get('id')))}: {excerpt(str(error), 120)}")
             return
     text = flatten(message.get("text"))
     placeholder = media_placeholder(message)

@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.limits import MAX_SPOOL, MAX_TEXT, excerpt, mib, text_lines
+from chatcrm.importers.limits import MAX_LINE, MAX_SPOOL, MAX_TEXT, excerpt, mib, text_lines
 from chatcrm.importers.roles import Roles, authors_text, clean_name, normalise, unresolved
 
 # ------------------------------------------------------------------ the time stamp
@@ -436,17 +436,32 @@ def _seekable(stream) -> bool:
 
 
 def _spooled(stream: BinaryIO, source: str):
+    """A pipe's bytes kept for the second pass: refused as soon as they cannot be a chat
+    (binary, a line over the bound) and beyond MAX_SPOOL, so the disk never fills."""
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-    size = 0
-    while True:
-        chunk = stream.read(1 << 20)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > MAX_SPOOL:
-            spool.close()
-            raise InvalidInput(f"{source}: larger than {mib(MAX_SPOOL)} read from a pipe; give the file's path")
-        spool.write(chunk)
+    size = line = 0
+    run = 0  # bytes since the last line break
+    try:
+        while True:
+            chunk = stream.read(1 << 20)
+            if not chunk:
+                break
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                where = line + chunk.count(b"\n", 0, nul) + 1
+                raise InvalidInput(f"{source}:{where}: binary data (a NUL byte); not a WhatsApp chat export")
+            breaks = chunk.count(b"\n")
+            run = len(chunk) - chunk.rindex(b"\n") - 1 if breaks else run + len(chunk)
+            line += breaks
+            if run > MAX_LINE:
+                raise InvalidInput(f"{source}:{line + 1}: a line longer than {mib(MAX_LINE)}; not a WhatsApp chat export")
+            size += len(chunk)
+            if size > MAX_SPOOL:
+                raise InvalidInput(f"{source}: larger than {mib(MAX_SPOOL)} read from a pipe; give the file's path")
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 
