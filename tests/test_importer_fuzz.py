@@ -296,3 +296,13 @@ def test_skip_invalid_on_endless_garbage_stops(tmp_path):
 def test_whatsapp_from_a_pipe_is_refused_at_the_first_nul_without_spooling():
     result = run("ingest", "-", "--format", "whatsapp", "--chat", "x:1", input=b"[24/11/26, 09:00:00] Ana: hola\n" + b"\0" * 100)
     assert result.code == 5 and result.err.startswith("Error: <stdin>:2: binary data")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "whatsapp"])
+def test_a_nul_byte_in_a_named_text_format_is_refused_at_its_line(fmt, tmp_path):
+    path = tmp_path / "nul.data"
+    first = {"jsonl": '{"chat": "x:1", "at": "2026-11-24T10:00:00Z", "from": "client", "text": "a"}',
+             "csv": "chat,at,from,text", "whatsapp": "[24/11/26, 09:00:00] Ana: hola"}[fmt]
+    path.write_bytes(first.encode() + b"\nx\x00y\n")
+    result = run("ingest", path, "--format", fmt, "--chat", "x:1", "--agent", "Ana")
+    assert result.code == 5 and result.err.startswith(f"Error: {path}:2: binary data (a NUL byte)"), result.err

@@ -60,7 +60,7 @@ def _items(values, field: str = "text") -> str:
 def media_placeholder(message: dict) -> str | None:
     """A short text naming what a message was besides text (photo, venue, poll, game…)."""
     media = message.get("media_type")
-    if media in _MEDIA:
+    if isinstance(media, str) and media in _MEDIA:
         label = _MEDIA[media]
         if media == "sticker" and message.get("sticker_emoji"):
             label += " " + _s(message["sticker_emoji"])

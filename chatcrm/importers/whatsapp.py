@@ -39,6 +39,7 @@ _PERSIAN_DIGITS = frozenset(chr(0x06F0 + i) for i in range(10))
 _SOFT = {0x200E: " ", 0x200F: " ", 0x061C: " ", 0x00A0: " ", 0x202F: " ", 0x2009: " ", 0xFEFF: " ",
          0x060C: ",", 0x066B: ".", 0x066C: ","}
 _TRANSLATE = {**_DIGITS, **_SOFT}
+_NEEDS_TRANSLATION = re.compile("[" + "".join(map(chr, _TRANSLATE)) + "]")
 
 _BRACKET = re.compile(r"^ *\[([^\[\]]{6,64})\] *(.*)$", re.S)
 _DASH = re.compile(r"^ *([^\[\]]{6,64}?) [-–] (.*)$", re.S)
@@ -118,7 +119,8 @@ class Header:
 def header_line(line: str, layout: str | None = None) -> Header | None:
     """The message header at the start of a line, or None; `layout` (from the file's first
     header) restricts which layout is looked for."""
-    translated = line.translate(_TRANSLATE)
+    head = line[:72]
+    translated = head.translate(_TRANSLATE) + line[72:] if _NEEDS_TRANSLATION.search(head) else line
     for name, pattern in _LAYOUTS:
         if layout is not None and name != layout:
             continue
@@ -132,9 +134,18 @@ def header_line(line: str, layout: str | None = None) -> Header | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+# The stamp most exports write (`18/03/2022, 14:56:01`), read without the general search.
+_PLAIN = re.compile(r"(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})\.?,? (\d{1,2}):(\d\d)(?::(\d\d))?")
+
+
+@lru_cache(maxsize=1024)
 def _stamp(chunk: str, persian: bool) -> Stamp | None:
     chunk = " ".join(chunk.split())
+    plain = _PLAIN.fullmatch(chunk)
+    if plain:
+        a, sep, b, c, hour, minute, second = plain.groups()
+        if int(hour) <= 23 and int(minute) <= 59 and int(second or 0) <= 59:
+            return Stamp((a, b, c), None, int(hour), int(minute), int(second or 0), False, persian, sep == ".")
     candidates = list(_TIME_COLON.finditer(chunk))
     dotted = not candidates
     if dotted:
