@@ -42,6 +42,7 @@ LAYOUTS = [
     ("day_periods_in_words.txt", ["2022-03-18T09:15:00Z", "2022-03-18T14:30:00Z", "2022-03-18T23:05:00Z"]),
     ("old_android_month_names.txt", ["2013-08-28T19:23:00Z", "2013-08-28T19:40:00Z"]),
     ("persian_digits_and_calendar.txt", ["2023-03-18T14:56:00Z", "2023-03-18T15:01:00Z"]),
+    ("hijri_with_rlm_marks.txt", ["2022-04-03T14:56:00Z", "2022-04-03T15:01:15Z"]),  # 1 Ramadan 1443, tabular
     ("chinese_markers.txt", ["2022-03-18T14:56:00Z", "2022-03-18T15:01:00Z"]),
     ("dots_and_spanish_pm.txt", ["2022-03-18T14:56:00Z", "2022-03-18T15:01:00Z"]),
 ]

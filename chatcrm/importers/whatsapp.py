@@ -82,7 +82,7 @@ for _number, _names in enumerate((
     for _name in _names.split():
         _MONTHS[_name] = _number
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_ERA_BE = r"(?:BE|B\.E\.|พ\.ศ\.|พ\.ศ)"
+_ERA_BE = r"(?:BE|B\.E\.|พ\.ศ\.|พ\.ศ|هـ|ه‍|AH|A\.H\.)"
 _NUMERIC_DATE = re.compile(
     rf"^(?P<a>\d{{1,4}})(?P<sep>[./-]) ?(?P<b>\d{{1,2}})[./-] ?(?P<c>\d{{1,4}})\.?(?: ?(?P<era>{_ERA_BE}))?$", re.I
 )
@@ -104,7 +104,7 @@ class Stamp:
     hour: int
     minute: int
     second: int
-    buddhist: bool
+    era: str  # "" (Gregorian, or told by the year), "be" (Buddhist), "ah" (Islamic)
     persian: bool
     dot: bool
 
@@ -134,18 +134,19 @@ def header_line(line: str, layout: str | None = None) -> Header | None:
     return None
 
 
+_AROUND_SEPARATOR = re.compile(r"(?<=\d) *([./-]) *(?=\d)")  # `18 /3 /2022` (RLM marks), `2022. 3. 18.`
 # The stamp most exports write (`18/03/2022, 14:56:01`), read without the general search.
 _PLAIN = re.compile(r"(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})\.?,? (\d{1,2}):(\d\d)(?::(\d\d))?")
 
 
 @lru_cache(maxsize=1024)
 def _stamp(chunk: str, persian: bool) -> Stamp | None:
-    chunk = " ".join(chunk.split())
+    chunk = _AROUND_SEPARATOR.sub(r"\1", " ".join(chunk.split()))
     plain = _PLAIN.fullmatch(chunk)
     if plain:
         a, sep, b, c, hour, minute, second = plain.groups()
         if int(hour) <= 23 and int(minute) <= 59 and int(second or 0) <= 59:
-            return Stamp((a, b, c), None, int(hour), int(minute), int(second or 0), False, persian, sep == ".")
+            return Stamp((a, b, c), None, int(hour), int(minute), int(second or 0), "", persian, sep == ".")
     candidates = list(_TIME_COLON.finditer(chunk))
     dotted = not candidates
     if dotted:
@@ -166,8 +167,8 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
         parsed = _date(date_text)
         if parsed is None:
             continue
-        numbers, named, buddhist = parsed
-        return Stamp(numbers, named, hour, minute, second, buddhist, persian, dotted or (numbers is not None and "." in date_text))
+        numbers, named, era = parsed
+        return Stamp(numbers, named, hour, minute, second, era, persian, dotted or (numbers is not None and "." in date_text))
     return None
 
 
@@ -183,15 +184,16 @@ def _twelve_hour(hour: int, period: str) -> int:
 def _date(text: str):
     match = _NUMERIC_DATE.match(text)
     if match:
-        return (match["a"], match["b"], match["c"]), None, bool(match["era"])
+        era = (match["era"] or "").lower()
+        return (match["a"], match["b"], match["c"]), None, "ah" if era[:1] in ("ه", "a") else "be" if era else ""
     match = _CJK_DATE.match(text)
     if match:
-        return (match["a"], match["b"], match["c"]), None, False
+        return (match["a"], match["b"], match["c"]), None, ""
     for pattern in _NAMED_DATES:
         match = pattern.match(text)
         if match:
             month = _MONTHS[match["mon"].lower()]
-            return None, (int(match["day"]), month, int(match["year"]) if match["year"] else None), False
+            return None, (int(match["day"]), month, int(match["year"]) if match["year"] else None), ""
     return None
 
 
@@ -216,9 +218,11 @@ def moment(stamp: Stamp, order: str, year: int | None = None) -> datetime:
         y, month, day = {"dmy": (c, b, a), "mdy": (c, a, b), "ymd": (a, b, c)}[order]
     if y < 100:
         y += 2000
-    if stamp.persian or 1300 <= y < 1500:
+    if stamp.era == "ah" or (1420 <= y < 1500 and not stamp.persian):
+        y, month, day = _from_islamic(y, month, day)
+    elif stamp.persian or 1300 <= y < 1420:
         y, month, day = _from_persian(y, month, day)
-    elif stamp.buddhist or y >= 2400:
+    elif stamp.era == "be" or y >= 2400:
         y -= 543  # the Thai solar calendar: Buddhist era
     return datetime(y, month, day, stamp.hour, stamp.minute, stamp.second)
 
@@ -236,6 +240,16 @@ def _from_persian(jy: int, jm: int, jd: int) -> tuple[int, int, int]:
 
 
 _PERSIAN_OFFSET = -365
+
+
+def _from_islamic(hy: int, hm: int, hd: int) -> tuple[int, int, int]:
+    """An Islamic (Hijri) date as Gregorian, by the arithmetic (tabular) calendar; it can
+    differ by a day from the sighted or Umm al-Qura calendar a phone may follow."""
+    if not (1 <= hm <= 12 and 1 <= hd <= 30):
+        raise ValueError(f"no day {hd} in Islamic month {hm}")
+    julian_day = hd + (59 * (hm - 1) + 1) // 2 + (hy - 1) * 354 + (3 + 11 * hy) // 30 + 1948439
+    g = date.fromordinal(julian_day - 1721425)
+    return g.year, g.month, g.day
 
 
 # ------------------------------------------------------------------ notices and text
