@@ -330,3 +330,16 @@ def test_every_frame_date_and_time_style_round_trips_once(tmp_path_factory):
                     continue
                 messages = base if time_style == "H:M:S" else [(m.replace(second=0), a, t) for m, a, t in base]
                 _check_round_trip((frame, date_style, time_style, False, messages), tmp_path_factory)
+
+
+def test_without_an_employee_a_bare_chat_txt_lists_its_authors():
+    result = run("ingest", WA / "iphone" / "_chat.txt")
+    assert result.code == 5
+    assert "authors of this chat are employees; authors found: Carmen Ruiz, Tienda Sol; name the employees" in result.err
+
+
+def test_an_unknown_bracketed_layout_is_not_called_a_json_array(tmp_path):
+    path = tmp_path / "odd.dat"
+    path.write_text("[yesterday at noon] Ana: hola\n", encoding="utf-8")
+    result = run("ingest", path)
+    assert result.code == 5 and "JSON" not in result.err and "cannot tell the format" in result.err

@@ -72,8 +72,9 @@ def authors_text(authors) -> str:
 
 def unresolved(source: str, chat: str, authors) -> InvalidInput:
     """The error for a chat in which nobody can be identified as an employee."""
+    which = f"chat {excerpt(chat)!r}" if chat else "this chat"
     return InvalidInput(
-        f"{source}: cannot tell which authors of chat {excerpt(chat)!r} are employees; "
+        f"{source}: cannot tell which authors of {which} are employees; "
         f"authors found: {authors_text(authors)}; name the employees with --agent NAME"
     )
 

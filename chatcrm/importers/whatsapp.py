@@ -435,7 +435,7 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
         roles = _roles(survey.authors, label, options)
         key = chat_key(label, options, roles, survey.authors)
         if roles is None:
-            raise unresolved(source, key or "(unnamed)", survey.authors)
+            raise unresolved(source, key or "", survey.authors)
         if key is None:
             raise InvalidInput(
                 f"{source}: nothing in this export names the chat (a group, in a file named "
