@@ -343,3 +343,11 @@ def test_an_unknown_bracketed_layout_is_not_called_a_json_array(tmp_path):
     path.write_text("[yesterday at noon] Ana: hola\n", encoding="utf-8")
     result = run("ingest", path)
     assert result.code == 5 and "JSON" not in result.err and "cannot tell the format" in result.err
+
+
+def test_iphone_group_notices_written_as_the_group_are_not_messages_a_deleted_one_stays():
+    events = read(WA / "iphone-group" / "_chat.txt", agents=("Tienda Sol",), chat="wa:vip")
+    assert [(e.author, e.text) for e in events] == [
+        ("Tienda Sol", "Bienvenidas al grupo de ofertas"), ("Rosa Martín", "¡Gracias!"),
+        ("Lola", "Yo también quiero la oferta"), ("Rosa Martín", "This message was deleted."),
+    ]

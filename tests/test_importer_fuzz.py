@@ -308,3 +308,25 @@ def test_a_nul_byte_in_a_named_text_format_is_refused_at_its_line(fmt, tmp_path)
     path.write_bytes(first.encode() + b"\nx\x00y\n")
     result = run("ingest", path, "--format", fmt, "--chat", "x:1", "--agent", "Ana")
     assert result.code == 5 and result.err.startswith(f"Error: {path}:2: binary data (a NUL byte)"), result.err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fuzz_through_the_cli_exit_0_or_5_and_never_an_internal_error(fmt, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"cli-{fmt}")
+    db = folder / "cli.db"
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=inputs(fmt), detect=st.booleans())
+    def case(data, detect):
+        path = folder / "input.data"
+        path.write_bytes(data)
+        args = ["ingest", "--db", db, path, "--agent", "Tienda Sol", "--chat", "x:1"] + ([] if detect else ["--format", fmt])
+        before = _rows(db) if db.exists() else 0
+        result = run(*args)
+        assert result.code in (0, 5), result.err
+        assert "internal error" not in result.err and "Traceback" not in result.err
+        if result.code == 5:
+            assert result.err.startswith("Error: ") and result.err.count("\n") == 1 and len(result.err) < 1500
+            assert (_rows(db) if db.exists() else 0) == before
+
+    case()

@@ -289,7 +289,10 @@ SYSTEM = re.compile(
     r"\bpinned\b|fijó un mensaje|fixou uma mensagem|a épinglé|hat eine Nachricht angeheftet|ha fissato|heeft een bericht vastgezet|"
     r"menyematkan|закрепил|sabitledi|"
     r"Waiting for this message|Esperando el mensaje|Aguardando mensagem|En attente de ce message|Warten auf diese Nachricht|"
-    r"This chat is with a business|uses a secure service from|Tap to learn more|Toca para obtener más información",
+    r"This chat is with a business|uses a secure service from|Tap to learn more|Toca para obtener más información|"
+    r"invite link|requested to join|blocked this contact|unblocked this contact|started a (?:voice |video )?call|"
+    r"enlace de invitación|te uniste|mudou a (?:descrição|imagem)|descrição do grupo|lien d['’]invitation|"
+    r"avez rejoint|Einladungslink|è uscit[oa]|link di invito|is vertrokken|uitnodigingslink|tautan undangan",
     re.I,
 )
 # Sentences only WhatsApp writes, recognised without the U+200E mark too.
