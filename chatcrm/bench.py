@@ -22,24 +22,31 @@ import tempfile
 import time
 from pathlib import Path
 
-START = 1763971200  # 2025-11-24T08:00:00Z
+NOW = "2025-11-30T00:00:00Z"  # the commands' clock ($CHATCRM_NOW)
+END = 1764460800  # NOW as an epoch: every generated event is before it
+YEAR = 365 * 86400
 
 
 def generate(path: Path, events: int, chats: int, seed: int = 7) -> None:
-    """A contact centre's export: sessions of client and agent messages, closes, completions."""
+    """A contact centre's year: sessions of client and agent messages, closes and
+    completions, scattered over the 365 days before NOW (each chat starts on a random day,
+    and after a close its client may come back days or weeks later)."""
     rng = random.Random(seed)
-    clock = [START + rng.randrange(0, 86400) for _ in range(chats)]
+    clock = [END - YEAR + rng.randrange(0, YEAR - 2 * 86400) for _ in range(chats)]
     counters = [0] * chats
     written = 0
     with path.open("w", encoding="utf-8") as out:
         while written < events:
             c = rng.randrange(chats)
-            clock[c] += rng.randrange(20, 900)
+            clock[c] = min(clock[c] + rng.randrange(20, 900), END - 60)
             counters[c] += 1
             at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock[c]))
             roll = rng.random()
             if roll < 0.05:
                 record = {"type": "close", "chat": f"wa:{c}", "at": at}
+                comeback = clock[c] + rng.randrange(3600, 30 * 86400)
+                if comeback < END - 86400:
+                    clock[c] = comeback
             elif roll < 0.08:
                 record = {"type": "complete", "chat": f"wa:{c}", "at": at}
             else:
@@ -70,7 +77,9 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 
 
 # The tables an import writes, in the order it writes them.
-STORED_TABLES = ("messages", "chat_events", "assignments", "chat_keys", "chats", "activities", "contacts", "deals")
+STORED_TABLES = (
+    "messages", "chat_events", "assignments", "chat_keys", "chats", "activities", "waits", "contacts", "deals",
+)
 
 
 def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
@@ -151,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(options.keep or tempfile.mkdtemp(prefix="chatcrm-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     chatcrm = [sys.executable, "-m", "chatcrm"]
-    env = {**os.environ, "CHATCRM_NOW": "2025-11-30T00:00:00Z", "CHATCRM_AGENT": "Luis", "NO_COLOR": "1"}
+    env = {**os.environ, "CHATCRM_NOW": NOW, "CHATCRM_AGENT": "Luis", "NO_COLOR": "1"}
     env.pop("CHATCRM_DB", None)
 
     big, small = folder / "events.jsonl", folder / "small.jsonl"

@@ -1,7 +1,9 @@
 """`chatcrm stats`: response metrics measured from the facts, per channel and employee.
 
-Every figure is derived afresh from the stored messages, closes, completions and
-assignments (the same derivation as the queue), one chat key at a time:
+Every figure comes from the sessions and waits derived from the stored messages, closes,
+completions and assignments (the same derivation as the queue, stored beside it and
+compared by `chatcrm check`); a period reads only the sessions opened and the waits
+started in it:
 
 - **first response** — for each session a client opened: its first reply minus its
   opening. A session nobody answered has no first response (it shows in `unanswered`).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from chatcrm import times
 from chatcrm.errors import UsageError
 from chatcrm.store import Store
-from chatcrm.store.facts import sessions_by_chat_key
+from chatcrm.store import queries
 
 METRICS = ("first_response", "wait", "time_to_close")
 NOBODY = "(nobody)"
@@ -108,9 +110,6 @@ def compute(store: Store, *, now: str, since: str | None = None, until: str | No
     stats = Stats(since, until, now)
     now_epoch = times.epoch(now)
 
-    def within(at: str) -> bool:
-        return (since is None or at >= since) and (until is None or at < until)
-
     def record(metric: str, channel: str, employee: str | None, seconds: int | None, unanswered: bool = False):
         scopes = (
             stats.overall,
@@ -125,20 +124,14 @@ def compute(store: Store, *, now: str, since: str | None = None, until: str | No
                 series.unanswered += 1
 
     with store.read():
-        for _, channel, sessions in sessions_by_chat_key(store, track_waits=True):
-            for session in sessions:
-                opened = times.epoch(session.opened_at)
-                if within(session.opened_at):
-                    stats.sessions += 1
-                    if session.opened_by == "client" and session.first_response_at is not None:
-                        replier = next(w.by for w in session.waits if w.by)  # the first answered wait
-                        record("first_response", channel, replier, times.epoch(session.first_response_at) - opened)
-                    if session.closed_at is not None:
-                        record("time_to_close", channel, session.responsible, times.epoch(session.closed_at) - opened)
-                for wait in session.waits:
-                    if not within(wait.start):
-                        continue
-                    end = times.epoch(wait.end) if wait.end is not None else now_epoch
-                    employee = wait.by or session.responsible
-                    record("wait", channel, employee, end - times.epoch(wait.start), unanswered=wait.by is None)
+        for channel, opened_by, responsible, first_response, replier, to_close in queries.stats_sessions(
+            store, since, until
+        ):
+            stats.sessions += 1
+            if opened_by == "client" and first_response is not None:
+                record("first_response", channel, replier, first_response)
+            if to_close is not None:
+                record("time_to_close", channel, responsible, to_close)
+        for channel, answered_by, responsible, seconds in queries.stats_waits(store, since, until, now_epoch):
+            record("wait", channel, answered_by or responsible, seconds, unanswered=answered_by is None)
     return stats

@@ -115,3 +115,53 @@ def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[
         clauses.append("responsible = ?")
         params.append(agent)
     return " AND ".join(clauses), params
+
+
+# ------------------------------------------------------------------ stats
+# `stats` reads the stored sessions and waits (derived from the facts like every state,
+# and compared by `check`): those of a period through the indexes on their starts.
+
+_SECONDS = "CAST(strftime('%s', {}) AS INTEGER)"
+
+
+def _period(column: str, since: str | None, until: str | None) -> tuple[str, list]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def stats_sessions(store: Store, since: str | None, until: str | None):
+    """The sessions opened in [since, until): (channel, opened by, responsible, seconds to
+    the first response, the first answered wait's replier, seconds to the close)."""
+    where, params = _period("c.opened_at", since, until)
+    opened = _SECONDS.format("c.opened_at")
+    return store.conn.execute(
+        f"""
+        SELECT k.channel, c.opened_by, c.responsible,
+               {_SECONDS.format('c.first_response_at')} - {opened},
+               (SELECT w.answered_by FROM waits w WHERE w.chat_id = c.id AND w.answered_by IS NOT NULL
+                ORDER BY w.started_at LIMIT 1),
+               {_SECONDS.format('c.closed_at')} - {opened}
+        FROM chats c JOIN chat_keys k ON k.key = c.chat_key{where}
+        """,
+        params,
+    )
+
+
+def stats_waits(store: Store, since: str | None, until: str | None, now_epoch: int):
+    """The waits that started in [since, until): (channel, who answered (None: nobody),
+    its session's responsible, seconds waited, until `now_epoch` while still waiting)."""
+    where, params = _period("w.started_at", since, until)
+    return store.conn.execute(
+        f"""
+        SELECT k.channel, w.answered_by, c.responsible,
+               coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')}
+        FROM waits w JOIN chats c ON c.id = w.chat_id JOIN chat_keys k ON k.key = c.chat_key{where}
+        """,
+        [now_epoch, *params],
+    )

@@ -243,3 +243,26 @@ def m004_identity_without_direction(db) -> None:
             renamed = []
     conn.executemany("UPDATE messages SET uid = ? WHERE id = ?", renamed)
     conn.execute(MESSAGES_KEY_INDEX)
+
+
+@migrations()
+def m005_stored_waits(db) -> None:
+    """Each session's waits (derived, like `chats`): `stats` for a period reads the waits
+    that started in it and the sessions opened in it through indexes, instead of deriving
+    every chat key's sessions from all its facts. `open_store` derives them after applying
+    this migration, as after any."""
+    for statement in (
+        """
+        CREATE TABLE waits (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            answered_by TEXT
+        )
+        """,
+        "CREATE INDEX waits_chat ON waits (chat_id, started_at)",
+        "CREATE INDEX waits_started ON waits (started_at)",
+        "CREATE INDEX chats_opened ON chats (opened_at)",
+    ):
+        db.execute(statement)
