@@ -3,7 +3,10 @@
 Generates a realistic event file and measures, in the same run and as medians: a raw
 baseline (parse the JSON lines, insert each into one SQLite table with executemany in one
 transaction), `chatcrm ingest` of the same file and its peak memory, the everyday commands
-on the resulting database and on one of 1,000 events, and the bare start-up. It prints each
+on the resulting database and on one of 1,000 events (a period's stats and one deal's
+export among them, judged against `list`), the whole export and the whole stats against
+their floors (a program that only reads the rows they need), and the bare start-up. The
+events span a year, as a database's do. It prints each
 figure and its ratio to the baseline it is judged against. Nothing here is asserted in the
 tests: the tests check behaviour and query plans.
 """
@@ -132,16 +135,68 @@ def parse_floor(path: Path) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+# The reports' floors, each run as its own `python -c` (interpreter start-up included, as
+# in a command): what any program pays to read the rows a report needs.
+EXPORT_FLOOR = """
+import json, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+encode = json.JSONEncoder(ensure_ascii=False).encode
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for table in ("messages", "chat_events", "assignments"):
+        cursor = conn.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            out.write(encode(dict(zip(names, row))) + "\\n")
+"""
+STATS_FLOOR = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+for sql in (
+    "SELECT chat_key, opened_at, opened_by, first_response_at, closed_at, responsible FROM chats",
+    "SELECT chat_id, started_at, ended_at, answered_by FROM waits",
+    "SELECT key, channel FROM chat_keys",
+):
+    for row in conn.execute(sql):
+        pass
+"""
+
+
+def floor_args(code: str, db: Path, *rest: Path) -> list[str]:
+    return [sys.executable, "-c", code, str(db), *map(str, rest)]
+
+
 def timed(args: list[str], env: dict) -> tuple[float, int, float]:
-    """Wall time, peak RSS (bytes) and CPU time (user + system) of one command."""
+    """Wall time, peak RSS (bytes) and CPU time (user + system) of one command.
+
+    The peak is the command's own high-water mark (Linux's VmHWM, read while it runs):
+    a child's ru_maxrss also counts the benchmark's memory it was forked from."""
+    import threading
+
     started = time.perf_counter()
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    high_water = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        status = Path(f"/proc/{process.pid}/status")
+        while not done.wait(0.01):
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        high_water[0] = max(high_water[0], int(line.split()[1]) * 1024)
+            except OSError:
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
+    done.set()
+    watcher.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench: {' '.join(args)} failed: {process.stderr.read().decode()}")
     process.stderr.close()
-    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    return elapsed, high_water[0] or usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def median_of(runs: int, action) -> tuple[float, float]:
@@ -212,22 +267,58 @@ def main(argv: list[str] | None = None) -> None:
         ('bare start-up: python -c "import typer, sqlite_utils, tabulate"', startup, None, None, None),
         ("chatcrm --help", help_time, help_time / startup, help_cpu / startup_cpu, "≤ 1.0× start-up"),
     ]
-    for label, db in (("1,000 events", small_db), (f"{options.events:,} events", folder / "chatcrm.db")):
+    big_db = folder / "chatcrm.db"
+    for label, db in (("1,000 events", small_db), (f"{options.events:,} events", big_db)):
         deal = _unread_deal(db)
         commands = {
             "list --limit 50": ["list", "--limit", "50"],
             "timeline": ["timeline", deal],
+            "stats --since 1d": ["stats", "--since", "1d"],
+            "stats --since 7d": ["stats", "--since", "7d"],
+            "export --deal": ["export", "--deal", deal],
             "reply": ["reply", deal, "Lo miro ahora mismo", "--author", "Luis"],
             "close": ["close", deal, "--force"],
             "complete": ["complete", deal, "--force"],
         }
+        listed = None
         for name, args in commands.items():
             def once(args=args):
                 return wall_and_cpu([*chatcrm, *args, "--db", str(db)])
             # reply, close and complete change the deal: each runs once on it.
-            figure, cpu = median_of(options.runs * 3, once) if name in ("list --limit 50", "timeline") else once()
+            figure, cpu = once() if name in ("reply", "close", "complete") else median_of(options.runs * 3, once)
+            if name == "list --limit 50":
+                listed = (figure, cpu)
+            if name.startswith(("stats", "export")):
+                # A period's report and one deal's export are judged against `list`.
+                rows.append((f"{name} ({label})", figure, figure / listed[0], cpu / listed[1], "≤ 1.5× list"))
+                continue
             target = "≤ 1.5× start-up" if name != "timeline" else None
             rows.append((f"{name} ({label})", figure, figure / startup, cpu / startup_cpu, target))
+    # Whole reports against their floors, alternating as the import and its baseline do.
+    export_file = folder / "export.jsonl"
+    reports = {
+        "export (everything, to a file)": (
+            [*chatcrm, "export", "-o", str(export_file), "--db", str(big_db)],
+            floor_args(EXPORT_FLOOR, big_db, folder / "floor.jsonl"),
+            "read every fact row with sqlite3, write it as JSON Lines",
+        ),
+        "stats (everything)": (
+            [*chatcrm, "stats", "--db", str(big_db)],
+            floor_args(STATS_FLOOR, big_db),
+            "one pass over the sessions, waits and chat keys",
+        ),
+    }
+    for name, (command, floor, what) in reports.items():
+        measured = []
+        for _ in range(options.runs):
+            floor_time, _, floor_cpu = timed(floor, env)
+            elapsed, memory, cpu = timed(command, env)
+            measured.append((floor_time, floor_cpu, elapsed, cpu, memory))
+        rows.append((f"  floor: {what}", statistics.median(m[0] for m in measured), None, None, None))
+        rows.append((f"{name} ({options.events:,} events)", statistics.median(m[2] for m in measured),
+                     statistics.median(m[2] / m[0] for m in measured),
+                     statistics.median(m[3] / m[1] for m in measured), "≤ 2.0× floor"))
+        rows.append((f"{name} peak memory (MiB)", max(m[4] for m in measured) / 2**20, None, None, None))
     _print(rows)
     if not options.keep:
         import shutil

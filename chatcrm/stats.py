@@ -108,30 +108,34 @@ def period(since: str | None, until: str | None, tz, now: str) -> tuple[str | No
 def compute(store: Store, *, now: str, since: str | None = None, until: str | None = None) -> Stats:
     """The metrics of every session and wait that started in [since, until)."""
     stats = Stats(since, until, now)
-    now_epoch = times.epoch(now)
-
-    def record(metric: str, channel: str, employee: str | None, seconds: int | None, unanswered: bool = False):
-        scopes = (
-            stats.overall,
-            stats.by_channel.setdefault(channel, Scope()),
-            stats.by_employee.setdefault(employee or NOBODY, Scope()),
-        )
-        for scope in scopes:
-            series = scope.series[metric]
-            if seconds is not None:
-                series.add(seconds)
-            if unanswered:
-                series.unanswered += 1
-
     with store.read():
-        for channel, opened_by, responsible, first_response, replier, to_close in queries.stats_sessions(
-            store, since, until
-        ):
-            stats.sessions += 1
-            if opened_by == "client" and first_response is not None:
-                record("first_response", channel, replier, first_response)
-            if to_close is not None:
-                record("time_to_close", channel, responsible, to_close)
-        for channel, answered_by, responsible, seconds in queries.stats_waits(store, since, until, now_epoch):
-            record("wait", channel, answered_by or responsible, seconds, unanswered=answered_by is None)
+        stats.sessions = queries.stats_session_count(store, since, until)
+        _collect(stats, "first_response", ((c, e, s, 0) for c, e, s in queries.stats_first_responses(store, since, until)))
+        _collect(stats, "time_to_close", ((c, e, s, 0) for c, e, s in queries.stats_closes(store, since, until)))
+        _collect(stats, "wait", queries.stats_waits(store, since, until, times.epoch(now)))
     return stats
+
+
+def _collect(stats: Stats, metric: str, figures) -> None:
+    """Each (channel, employee, seconds, unanswered) into the overall series, its
+    channel's and its employee's (nobody's when None)."""
+    overall = stats.overall.series[metric]
+    channels: dict[str, Series] = {}
+    employees: dict[str | None, Series] = {}
+    for channel, employee, seconds, unanswered in figures:
+        by_channel = channels.get(channel)
+        if by_channel is None:
+            by_channel = channels[channel] = stats.by_channel.setdefault(channel, Scope()).series[metric]
+        by_employee = employees.get(employee)
+        if by_employee is None:
+            scope = stats.by_employee.setdefault(employee or NOBODY, Scope())
+            by_employee = employees[employee] = scope.series[metric]
+        if seconds < 0:
+            seconds = 0
+        overall.values.append(seconds)
+        by_channel.values.append(seconds)
+        by_employee.values.append(seconds)
+        if unanswered:
+            overall.unanswered += 1
+            by_channel.unanswered += 1
+            by_employee.unanswered += 1

@@ -64,9 +64,11 @@ PERIODS = [
 ]
 
 
-@pytest.fixture
-def year(tmp_path):
-    """A year of sessions (the benchmark's data), then replies, closes and completions."""
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    """A year of sessions (the benchmark's data), then replies, closes and completions
+    (read only by the tests that use it)."""
+    tmp_path = tmp_path_factory.mktemp("year")
     path = tmp_path / "year.jsonl"
     bench.generate(path, 3000, 150)
     store = open_store(tmp_path / "year.db")
