@@ -169,3 +169,19 @@ def test_an_upgrade_derives_the_waits_of_an_older_database(tmp_path):
         assert stats.compute(store, now=now).as_dict() == reference_stats(store, now=now)
     finally:
         store.close()
+
+
+def test_a_period_holds_what_started_at_its_start_and_not_what_started_at_its_end(store):
+    """[since, until): a session opened at `since` and its wait count; those at `until` do not."""
+    ingest(store, [
+        msg("wa:1", "2026-11-24T09:00:00Z"), msg("wa:1", "2026-11-24T09:04:00Z", "agent", author="Luis"),
+        close_("wa:1", "2026-11-24T09:10:00Z"),
+        msg("wa:2", "2026-11-24T10:00:00Z"), msg("wa:2", "2026-11-24T10:09:00Z", "agent", author="Luis"),
+    ])
+    now = "2026-11-24T12:00:00Z"
+    report = stats.compute(store, now=now, since="2026-11-24T09:00:00Z", until="2026-11-24T10:00:00Z").as_dict()
+    assert report["sessions"] == 1
+    assert report["overall"]["first_response"]["worst_seconds"] == 240
+    assert report["overall"]["wait"]["count"] == 1 and report["overall"]["time_to_close"]["count"] == 1
+    later = stats.compute(store, now=now, since="2026-11-24T10:00:00Z").as_dict()
+    assert later["sessions"] == 1 and later["overall"]["wait"]["worst_seconds"] == 540
