@@ -153,7 +153,7 @@ def test_check_names_a_stored_wait_the_facts_do_not_give(tmp_path):
     conn.commit()
     conn.close()
     bad = run("check", "--db", db)
-    assert bad.code == 1
+    assert bad.code == 6  # problems found
     assert ("wait ('wa:1', '2026-11-24T09:00:00Z', '2026-11-24T09:00:00Z'): ended_at is '2026-11-24T09:50:00Z', "
             "the facts give '2026-11-24T09:10:00Z'") in bad.out
 

@@ -1,4 +1,5 @@
-"""The stored facts as streams: for `export`, for re-deriving states, for `stats`.
+"""The stored facts as streams: for `export` and for re-deriving states (and, in the tests,
+for `stats` derived afresh).
 
 Facts are messages, closes and completions (`chat_events`) and assignments; `chat_keys`
 holds which deal each chat key belongs to and what its events said of the client.
