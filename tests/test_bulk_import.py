@@ -86,6 +86,7 @@ def test_building_the_index_at_the_end_gives_what_keeping_it_gives(tmp_path, mon
     source = write_jsonl(tmp_path / "day.jsonl", day_with_repeats())
     monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T18:00:00Z")  # both lists at one moment: waits compare
     outputs = []  # message ids differ (each flush is written in index order); nothing else
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T12:00:00Z")  # `list` shows waits up to now
     for flush_every in (3, 100_000):
         monkeypatch.setattr(batch_module, "FLUSH_EVERY", flush_every)
         db = tmp_path / f"{flush_every}.db"
