@@ -315,7 +315,32 @@ def m005_search_and_idle_index(db) -> None:
 
 
 @migrations()
-def m006_live_channels(db) -> None:
+def m006_stored_waits(db) -> None:
+    """Each session's waits (derived, like `chats`): `stats` for a period reads the waits
+    that started in it and the sessions opened in it through indexes, instead of deriving
+    every chat key's sessions from all its facts. `open_store` derives them after applying
+    this migration, as after any."""
+    for statement in (
+        """
+        CREATE TABLE waits (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            answered_by TEXT
+        )
+        """,
+        "CREATE INDEX waits_chat ON waits (chat_id, started_at)",
+        "CREATE INDEX waits_started ON waits (started_at)",
+        "CREATE INDEX chats_opened ON chats (opened_at)",
+        # A chat key's channel without reading its row: `stats` looks it up for every figure.
+        "CREATE INDEX chat_keys_channel ON chat_keys (key, channel)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m007_live_channels(db) -> None:
     """Live channels: a message's latest edit; where each live chat's replies go; the
     outbox of replies to deliver, and what the channels said of the ones delivered."""
     for statement in (
