@@ -70,7 +70,7 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 
 
 # The tables an import writes, in the order it writes them.
-STORED_TABLES = ("messages", "chat_events", "assignments", "chat_keys", "chats", "activities", "contacts", "deals")
+STORED_TABLES = ("messages", "chat_events", "assignments", "reminders", "chat_keys", "chats", "activities", "contacts", "deals")
 
 
 def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:

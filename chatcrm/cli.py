@@ -28,7 +28,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-STATUSES = ("unread", "green", "grey")  # rules/statuses.py; a test checks they agree
+STATUSES = ("unread", "due", "green", "pending", "grey")  # rules/statuses.py; a test checks they agree
 
 Db = Annotated[
     Optional[str],
@@ -375,6 +375,51 @@ def assign(
     _say(service.assign(_store(db), deal, name, now=now, chat=chat), zone)
 
 
+@app.command(epilog=_examples('chatcrm remind 3 5m --note "Dice que contesta en cinco minutos"', 'chatcrm remind 6 2026-11-25T09:00 --activity 11', 'chatcrm remind 3 --clear'))
+def remind(
+    deal: Deal,
+    when: Annotated[
+        Optional[str],
+        typer.Argument(metavar="WHEN", help="How long from now (5m, 2h, 1d) or a time (2026-11-25T09:00)."),
+    ] = None,
+    note: Annotated[Optional[str], typer.Option("--note", metavar="TEXT", help="What to follow up on.")] = None,
+    activity: Annotated[
+        Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the activity's follow-up.")] = False,
+    at: At = None,
+    tz: TzWrite = None,
+    db: Db = None,
+) -> None:
+    """Set a follow-up on the deal's active activity.
+
+    Until then the deal waits at the end of the active ones (pending, when every active
+    activity has one); from then on it is due (red) and comes right after the unread
+    deals. A later reminder replaces it; a client who writes makes the deal unread as
+    always; completing the activity ends it.
+    """
+    from chatcrm import service, times
+    from chatcrm.errors import UsageError
+
+    now, zone = _now(at, tz), _display_zone(tz)
+    if clear == (when is not None):
+        raise UsageError("give WHEN (5m, 2h, 1d or a time), or --clear" if not clear
+                         else "give WHEN or --clear, not both")
+    if clear and note is not None:
+        raise UsageError("--note goes with a WHEN, not with --clear")
+    due_at = None
+    if when is not None:
+        try:
+            due_at = times.from_epoch(times.epoch(now) + times.parse_duration(when))
+        except ValueError:
+            try:
+                due_at = times.parse(when, _input_zone(tz))
+            except ValueError:
+                raise UsageError(f"WHEN: unreadable {when!r} (use a duration such as 5m, 2h, 1d, or a time "
+                                 "such as 2026-11-25T09:00)")
+    _say(service.remind(_store(db), deal, now=now, due_at=due_at, note=note or "", activity=activity), zone)
+
+
 def _duration(value: str | None, option: str) -> int | None:
     if value is None:
         return None
@@ -391,7 +436,8 @@ def _duration(value: str | None, option: str) -> int | None:
 def list_(
     status: Annotated[
         Optional[str],
-        typer.Option("--status", metavar="STATUS", help="Only unread, green or grey deals.", autocompletion=_complete_status),
+        typer.Option("--status", metavar="STATUS", help="Only unread, due, green, pending or grey deals.",
+                     autocompletion=_complete_status),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
     agent: Annotated[
@@ -419,9 +465,10 @@ def list_(
 ) -> None:
     """Show the queue: the deals whose clients wait come first.
 
-    Unread deals first, longest waiting first; then deals with an active activity (green
-    counter), oldest first; then the rest (grey), most recent first. A summary line
-    counts each group.
+    Unread deals first, longest waiting first; then deals whose follow-up has come (due,
+    red), earliest first; then deals with an active activity (green counter), oldest
+    first; then deals waiting for their follow-ups (pending), soonest first; then the rest
+    (grey), most recent first. A summary line counts each group.
     """
     from chatcrm import render, service
 
@@ -474,7 +521,7 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    card, entries = service.timeline(_store(db), deal)
+    card, entries = service.timeline(_store(db), deal, now=_clock())
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
 
 

@@ -22,7 +22,8 @@ UPGRADE_NOTICE_BYTES = 50 << 20  # an upgrade of a smaller database is quick: no
 MIGRATION_SET = "chatcrm"
 # The migrations of chatcrm.store.schema, in order (a test checks that they agree): a
 # database that has applied all of them needs nothing from sqlite-utils.
-SCHEMA = ("m001_initial", "m002_assignments", "m003_messages_key_index", "m004_identity_without_direction")
+SCHEMA = ("m001_initial", "m002_assignments", "m003_messages_key_index", "m004_identity_without_direction",
+          "m005_follow_ups")
 
 
 class Store:
@@ -67,12 +68,12 @@ class Store:
         finally:
             self.conn.rollback()
 
-    def rows(self, sql: str, params: Iterable = ()) -> list[dict]:
-        cursor = self.conn.execute(sql, list(params))
+    def rows(self, sql: str, params: Iterable | dict = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, params if isinstance(params, dict) else list(params))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
 
-    def row(self, sql: str, params: Iterable = ()) -> dict | None:
+    def row(self, sql: str, params: Iterable | dict = ()) -> dict | None:
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 

@@ -1,6 +1,6 @@
 """The stored facts as streams: for `export`, for re-deriving states, for `stats`.
 
-Facts are messages, closes and completions (`chat_events`) and assignments; `chat_keys`
+Facts are messages, closes and completions (`chat_events`), assignments and reminders; `chat_keys`
 holds which deal each chat key belongs to and what its events said of the client.
 """
 
@@ -17,15 +17,17 @@ from chatcrm.store.connection import Store
 class Fact(NamedTuple):
     """One stored fact with what its chat key's events said of the client."""
 
-    kind: str  # message, close, complete or assign
+    kind: str  # message, close, complete, assign or remind
     at: str
     chat_key: str
     uid: str | None  # a message's identity (rules/identity.py)
     direction: str | None
     author: str | None
     text: str | None
-    session: str | None  # a completion's or an assignment's session (its opening time)
+    session: str | None  # a completion's, an assignment's or a reminder's session (its opening time)
     agent: str | None  # an assignment's employee
+    due_at: str | None  # a reminder's follow-up time ('' for a clear)
+    note: str | None  # a reminder's note
     channel: str
     contact: str | None
     contact_at: str | None
@@ -42,25 +44,30 @@ def facts(store: Store, deal_id: int | None = None) -> Iterator[Fact]:
     the order of rules/order.py, messages in the order of their file."""
     cursor = store.conn.execute(
         f"""
-        SELECT f.kind, f.at, f.chat_key, f.uid, f.direction, f.author, f.text, f.session, f.agent,
+        SELECT f.kind, f.at, f.chat_key, f.uid, f.direction, f.author, f.text, f.session, f.agent, f.due_at, f.note,
                k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id, c.id, a.id
         FROM (
             SELECT 'message' AS kind, sent_at AS at, {FACT_RANK['message']} AS rank, seq, direction, author, text,
-                   chat_key, id AS fid, uid, NULL AS session, NULL AS agent
+                   chat_key, id AS fid, uid, NULL AS session, NULL AS agent, NULL AS due_at, NULL AS note
             FROM messages
             UNION ALL
-            SELECT kind, at, {rank_sql('kind')}, 0, NULL, NULL, NULL, chat_key, id, NULL, session, NULL
+            SELECT kind, at, {rank_sql('kind')}, 0, NULL, NULL, NULL, chat_key, id, NULL, session, NULL, NULL, NULL
             FROM chat_events
             UNION ALL
-            SELECT 'assign', at, {FACT_RANK['assign']}, 0, NULL, NULL, NULL, chat_key, id, NULL, session, agent
+            SELECT 'assign', at, {FACT_RANK['assign']}, 0, NULL, NULL, NULL, chat_key, id, NULL, session, agent,
+                   NULL, NULL
             FROM assignments
+            UNION ALL
+            SELECT 'remind', at, {FACT_RANK['remind']}, 0, NULL, NULL, NULL, chat_key, id, NULL, session, NULL,
+                   due_at, note
+            FROM reminders
         ) f
         JOIN chat_keys k ON k.key = f.chat_key
         JOIN deals d ON d.id = k.deal_id
         LEFT JOIN chats c ON f.rank = {FACT_RANK['message']} AND c.chat_key = f.chat_key AND c.opened_at = f.at
         LEFT JOIN activities a ON a.chat_id = c.id
         WHERE ? IS NULL OR d.id = ?
-        ORDER BY f.at, f.rank, f.seq, f.direction, f.author, f.text, f.chat_key, f.fid
+        ORDER BY f.at, f.rank, f.seq, f.direction, f.author, f.text, f.due_at, f.note, f.chat_key, f.fid
         """,
         [deal_id, deal_id],
     )
@@ -78,7 +85,7 @@ def sessions_by_chat_key(store: Store, *, track_waits: bool = False) -> Iterator
 def deriver(store: Store, *, touched: bool, track_waits: bool = False):
     """A function giving each chat key's sessions from its facts, to be called in key
     order: the facts of every chat key, or of those in `temp.touched_keys`, are read
-    in one pass each (messages; closes, completions and assignments)."""
+    in one pass each (messages; closes, completions, assignments and reminders)."""
 
     def source(table: str, alias: str) -> str:
         if touched:
@@ -95,8 +102,11 @@ def deriver(store: Store, *, touched: bool, track_waits: bool = False):
     ))
     events = Peek(groupby(
         conn.execute(
-            f"SELECT e.chat_key, e.at, e.kind, e.session, '' FROM {source('chat_events', 'e')} "
-            f"UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent FROM {source('assignments', 'a')} "
+            f"SELECT e.chat_key, e.at, e.kind, e.session, '', NULL, '' FROM {source('chat_events', 'e')} "
+            f"UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent, NULL, '' "
+            f"FROM {source('assignments', 'a')} "
+            f"UNION ALL SELECT r.chat_key, r.at, 'remind', r.session, '', nullif(r.due_at, ''), r.note "
+            f"FROM {source('reminders', 'r')} "
             "ORDER BY 1"
         ),
         key=lambda r: r[0],
