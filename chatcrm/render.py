@@ -133,7 +133,7 @@ def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(FIELDS)
         for count, record in enumerate(records, start=1):
-            writer.writerow([record.get(name, "") for name in FIELDS])
+            writer.writerow([_csv_value(record.get(name, "")) for name in FIELDS])
         return count
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every line
     for count, record in enumerate(records, start=1):
