@@ -125,8 +125,10 @@ def queue_counts(store: Store, now_epoch: int, agent: str | None = None) -> dict
     sql = "SELECT status_rank, count(*) FROM deals" + (f" WHERE {where}" if where else "")
     for rank, count in store.conn.execute(sql + " GROUP BY status_rank", params):
         counts[STATUSES[rank]] = count
+    # (`+status_rank`: grouped from the due deals' range of deals_due, not by a scan of
+    # every deal in deals_queue's order)
     due_sql = "SELECT status_rank, count(*) FROM deals WHERE due_key <= ?" + (f" AND {where}" if where else "")
-    for rank, count in store.conn.execute(due_sql + " GROUP BY status_rank", [now_epoch, *params]):
+    for rank, count in store.conn.execute(due_sql + " GROUP BY +status_rank", [now_epoch, *params]):
         counts[STATUSES[rank]] -= count
         counts[statuses.DUE] += count
     return counts

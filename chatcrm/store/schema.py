@@ -302,8 +302,10 @@ def m005_follow_ups(db) -> None:
         "ALTER TABLE activities ADD COLUMN follow_up_note TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE deals ADD COLUMN follow_up_at TEXT",
         "ALTER TABLE deals ADD COLUMN due_key INTEGER",
-        "CREATE INDEX deals_due ON deals (due_key, id) WHERE due_key IS NOT NULL",
-        "CREATE INDEX deals_responsible_due ON deals (responsible, due_key, id) WHERE due_key IS NOT NULL",
+        # The due deals in their order; with their stored rank, so that counting them by
+        # rank reads the index alone.
+        "CREATE INDEX deals_due ON deals (due_key, id, status_rank) WHERE due_key IS NOT NULL",
+        "CREATE INDEX deals_responsible_due ON deals (responsible, due_key, id, status_rank) WHERE due_key IS NOT NULL",
         "DROP VIEW queue",
         _queue_view_m005(),
     ):
