@@ -35,7 +35,7 @@ Db = Annotated[
     typer.Option(
         "--db",
         metavar="PATH",
-        help="The database (default: $CHATCRM_DB, else ~/.local/share/chatcrm/chatcrm.db).",
+        help="The database (default: $CHATCRM_DB, else the settings file's db, else ~/.local/share/chatcrm/chatcrm.db).",
         show_default=False,
     ),
 ]
@@ -45,8 +45,8 @@ TzWrite = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of an --at time without an offset (default: $CHATCRM_TZ, else UTC), and of the time "
-        "this command prints (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+        help="Zone of an --at time without an offset (default: $CHATCRM_TZ, else the settings file, else UTC), and of the time "
+        "this command prints (default: $CHATCRM_TZ, else the settings file, else the local zone). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzImport = Annotated[
@@ -55,7 +55,7 @@ TzImport = Annotated[
         "--tz",
         metavar="ZONE",
         help="Zone of the export's times that carry no offset, as on the phone that wrote it "
-        "(default: $CHATCRM_TZ, else UTC). Europe/Madrid, +03:00, UTC.",
+        "(default: $CHATCRM_TZ, else the settings file, else UTC). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzShow = Annotated[
@@ -63,7 +63,7 @@ TzShow = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of the times shown (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+        help="Zone of the times shown (default: $CHATCRM_TZ, else the settings file, else the local zone). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzPeriod = Annotated[
@@ -71,7 +71,7 @@ TzPeriod = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of the times shown and of --since/--until dates (default: $CHATCRM_TZ, else the local "
+        help="Zone of the times shown and of --since/--until dates (default: $CHATCRM_TZ, else the settings file, else the local "
         "zone for display and UTC for dates).",
     ),
 ]
@@ -127,27 +127,73 @@ def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of --agent: the employees in the database (never creates one)."""
     from chatcrm.store.connection import employee_names_read_only
 
-    names = employee_names_read_only(_db_path(ctx.params.get("db")))
+    try:
+        names = employee_names_read_only(_db_path(ctx.params.get("db")))
+    except ChatcrmError:  # a broken settings file: nothing to complete
+        return []
     return [name for name in names if name.casefold().startswith(incomplete.casefold())]
 
 
 # ------------------------------------------------------------------ the edge: environment and clock
 
 
-def _db_path(db: str | None) -> Path:
-    """`--db`, else `$CHATCRM_DB`, else `$XDG_DATA_HOME/chatcrm/chatcrm.db` (that is,
-    `~/.local/share/chatcrm/chatcrm.db`)."""
-    if db:
-        return Path(db)
-    env = os.environ.get("CHATCRM_DB")
-    if env:
-        return Path(env)
+_loaded_settings: list = []  # the settings file, read once per command (chatcrm.settings)
+
+
+def _settings():
+    if not _loaded_settings:
+        from chatcrm import settings
+
+        _loaded_settings.append(settings.load(os.environ, _check_setting))
+    return _loaded_settings[0]
+
+
+def _check_setting(key: str, value: str) -> None:
+    """A value of the settings file is one the option would take (ValueError if not)."""
+    from chatcrm import render, times
+    from chatcrm.errors import UsageError
+    from chatcrm.rules import statuses
+
+    try:
+        if key == "tz":
+            times.zone(value)
+        elif key == "sla":
+            times.parse_duration(value)
+        elif key == "format":
+            render.check_format(value)
+        elif key == "status":
+            statuses.parse(value)
+    except UsageError as error:
+        raise ValueError(str(error).replace("unknown --format", "unknown format"))
+
+
+def _default_db() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "chatcrm" / "chatcrm.db"
+    return str(Path(base) / "chatcrm" / "chatcrm.db")
+
+
+def _db_setting(db: str | None):
+    """`--db`, else `$CHATCRM_DB`, else the settings file's `db`, else
+    `$XDG_DATA_HOME/chatcrm/chatcrm.db` (that is, `~/.local/share/chatcrm/chatcrm.db`)."""
+    setting = _settings().value("db", db or None, os.environ, _default_db())
+    if setting.source not in ("option", "default") and not setting.source.startswith("environment"):
+        return type(setting)(os.path.expanduser(setting.value), setting.source)  # the file's `~/…`
+    return setting
+
+
+def _db_path(db: str | None) -> Path:
+    return Path(_db_setting(db).value)
 
 
 def _tz_name(tz: str | None) -> str | None:
-    return tz or os.environ.get("CHATCRM_TZ") or None
+    return _settings().value("tz", tz or None, os.environ).value or None
+
+
+def _output_format(fmt: str | None, view: dict | None = None) -> str | None:
+    """`--format`, else the view's, else the settings file's (else the renderer's table)."""
+    if fmt is None and view and "format" in view:
+        return view["format"].value
+    return _settings().value("format", fmt, {}).value
 
 
 def _input_zone(tz: str | None):
@@ -275,10 +321,17 @@ def ingest(
 @app.command(epilog=_examples('chatcrm reply 3 "Hola Marta, tu pedido sale hoy."', 'chatcrm reply --author Elena D-1042 "Te reenvío la factura ahora."', 'chatcrm reply 3 -- "-10 % en tu próximo pedido"', 'echo "Texto largo" | chatcrm reply 3 -'))
 def reply(
     deal: Deal,
-    text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply; - reads it from stdin.")],
+    text: Annotated[
+        Optional[str], typer.Argument(metavar="TEXT", help="The reply; - reads it from stdin.", show_default=False)
+    ] = None,
+    template: Annotated[
+        Optional[str],
+        typer.Option("--template", "-t", metavar="NAME",
+                     help="A canned reply of the settings file ([replies.NAME]) instead of TEXT."),
+    ] = None,
     author: Annotated[
         Optional[str],
-        typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else your login name)."),
+        typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else the settings file's author, else your login name)."),
     ] = None,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The open chat, where the deal has several.")] = None,
     at: At = None,
@@ -292,23 +345,32 @@ def reply(
     '-' goes after '--'.
     """
     from chatcrm import service
+    from chatcrm.errors import UsageError
 
+    if (text is None) == (template is None):
+        raise UsageError("give the reply TEXT or --template NAME" if text is None else
+                         "give the reply TEXT or --template NAME, not both")
+    canned = _settings().reply(template) if template is not None else None
     if text == "-":
         text = sys.stdin.read().rstrip("\n")
     now, zone = _now(at, tz), _display_zone(tz)
-    _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
+    _say(service.reply(_store(db), deal, text, now=now, author=_author(author).value, chat=chat, template=canned),
+         zone)
 
 
-def _default_author() -> str:
-    name = os.environ.get("CHATCRM_AGENT")
-    if name:
-        return name
+def _login_name() -> str:
     import getpass
 
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "agent"
+
+
+def _author(author: str | None):
+    """`--author`, else `$CHATCRM_AGENT`, else the settings file's `author`, else the login name."""
+    setting = _settings().value("author", author, os.environ)
+    return setting if setting.value else type(setting)(_login_name(), "default (your login name)")
 
 
 @app.command(epilog=_examples('chatcrm close 3', 'chatcrm close 3 --complete', 'chatcrm close 6 --chat 11 --force'))
@@ -432,7 +494,7 @@ def _duration(value: str | None, option: str) -> int | None:
         raise UsageError(f"{option}: {error}")
 
 
-@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json'))
+@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json', 'chatcrm list --view mine'))
 def list_(
     status: Annotated[
         Optional[str],
@@ -454,8 +516,13 @@ def list_(
         typer.Option(
             "--sla",
             metavar="DURATION",
-            help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA).",
+            help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA, "
+            "else the settings file's sla).",
         ),
+    ] = None,
+    view: Annotated[
+        Optional[str],
+        typer.Option("--view", metavar="NAME", help="A saved view of the settings file ([views.NAME]); options win over it."),
     ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="On a terminal: redraw every --interval until Ctrl-C.")] = False,
     interval: Annotated[str, typer.Option("--interval", metavar="DURATION", help="Time between redraws.")] = "5s",
@@ -471,10 +538,17 @@ def list_(
     (grey), most recent first. A summary line counts each group.
     """
     from chatcrm import render, service
+    from chatcrm.settings import Setting
 
-    fmt = render.check_format(fmt)
+    _NONE = Setting(None, "default")
+    saved = _settings().view(view) if view is not None else {}
+    status = status if status is not None else saved.get("status", _NONE).value
+    agent = agent if agent is not None else saved.get("agent", _NONE).value
+    limit = limit if limit is not None else saved.get("limit", _NONE).value
+    sla = sla if sla is not None else saved.get("sla", _NONE).value
+    fmt = render.check_format(_output_format(fmt, saved))
     display = _display_zone(tz)
-    sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
+    sla_seconds = _duration(_settings().value("sla", sla, os.environ).value, "--sla")
     every = _duration(interval, "--interval")
     store = _store(db)
     _hint_if_empty(store)
@@ -519,7 +593,7 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
     """
     from chatcrm import render, service
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(_output_format(fmt))
     display = _display_zone(tz)
     card, entries = service.timeline(_store(db), deal, now=_clock())
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
@@ -545,7 +619,7 @@ def stats(
     """
     from chatcrm import render, stats as stats_
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(_output_format(fmt))
     now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
     store = _store(db)
@@ -607,6 +681,37 @@ def _write_atomically(path: str, write) -> int:
     return result
 
 
+@app.command("config", epilog=_examples('chatcrm config', 'chatcrm config -f json', 'CHATCRM_CONFIG=team.toml chatcrm config'))
+def config_(fmt: Format = None) -> None:
+    """Show every effective setting and where it came from.
+
+    A value comes from the command's option, else the environment, else the settings
+    file ($CHATCRM_CONFIG, else $XDG_CONFIG_HOME/chatcrm/config.toml, else
+    ~/.config/chatcrm/config.toml), else the built-in default. Saved views and canned
+    replies are listed with their lines.
+    """
+    from chatcrm import render
+    from chatcrm.settings import Setting
+
+    settings = _settings()
+    fmt = render.check_format(fmt)
+    rows = [("file", str(settings.path), "found" if settings.exists else "not found (built-in defaults)")]
+    rows.append(("db", *_db_setting(None).__dict__.values()))
+    tz = settings.value("tz", None, os.environ, None)
+    rows.append(("tz", tz.value or "UTC for times without an offset; tables in the local zone", tz.source))
+    rows.append(("author", *_author(None).__dict__.values()))
+    sla = settings.value("sla", None, os.environ, None)
+    rows.append(("sla", sla.value or "none", sla.source))
+    output = settings.value("format", None, {}, None)
+    rows.append(("format", output.value or "simple (a table)", output.source))
+    for name, values in sorted(settings.views.items()):
+        for key, setting in values.items():
+            rows.append((f"views.{name}.{key}", str(setting.value), setting.source))
+    for name, text in sorted(settings.replies.items()):
+        rows.append((f"replies.{name}.text", text.value, text.source))
+    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt))
+
+
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
 def check(db: Db = None) -> None:
     """Verify the database against its facts.
@@ -642,6 +747,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     _shown_zone[:] = []
+    _loaded_settings[:] = []
     try:
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:

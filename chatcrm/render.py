@@ -371,6 +371,22 @@ def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
     return f"{line} · {counters}{responsible}\n\n"
 
 
+# ------------------------------------------------------------------ settings
+
+
+SETTINGS_FIELDS = ("setting", "value", "source")
+
+
+def settings_output(values: list, names: list[str], fmt: str) -> str:
+    """`chatcrm config`: each setting, its effective value and where it came from."""
+    rows = [{"setting": name, "value": v.value, "source": v.source} for name, v in zip(names, values)]
+    if fmt in MACHINE_FORMATS:
+        return records(rows, SETTINGS_FIELDS, fmt)
+    cells = [[r["setting"], safe(str(r["value"]), single_line=True, width=60), safe(r["source"], single_line=True)]
+             for r in rows]
+    return table(cells, ["SETTING", "VALUE", "FROM"], fmt)
+
+
 # ------------------------------------------------------------------ stats
 
 

@@ -188,14 +188,22 @@ def _record(store: Store, events: list[Event], count_stored_duplicates: bool = F
     batch.finish()
 
 
-def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat: str | None = None) -> Outcome:
-    """R3: an agent message on the deal's open chat; the session becomes read."""
-    if not text.strip():
+def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: str, chat: str | None = None,
+          template: str | None = None) -> Outcome:
+    """R3: an agent message on the deal's open chat; the session becomes read.
+
+    With `template` (a canned reply, chatcrm.settings), the text is that template with the
+    deal's contact, key and the author filled in."""
+    if template is None and not (text or "").strip():
         raise UsageError("the reply text is empty")
     if not author.strip():
         raise UsageError("the author is empty")
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
+        if template is not None:
+            from chatcrm.settings import fill
+
+            text = fill(template, contact=deal["contact"], deal=deal["deal_key"], agent=author)
         if target is None:
             raise Refused(f"deal {deal['deal_id']} has no open chat to reply to")
         if target["closed_at"] is not None:
