@@ -10,19 +10,21 @@ concurrent commands cannot act on a stale view.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
-from chatcrm.derive import is_unread
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
-from chatcrm.events import Event, Invalid
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
-from chatcrm.store.batch import ImportBatch
-from chatcrm.store.facts import facts
 from chatcrm.times import Moment
+
+if TYPE_CHECKING:
+    from chatcrm.events import Event, Invalid
+
+# What only writing needs (the import batch, the events, the fact streams) is imported
+# where it is used, so that reading commands start quickly.
 
 
 @dataclass
@@ -80,6 +82,9 @@ def ingest(
     `batches` yields (source name, format, events). An invalid record refuses the whole
     import unless `skip_invalid`, in which case it is reported and left out.
     """
+    from chatcrm.events import Invalid
+    from chatcrm.store.batch import ImportBatch
+
     report = IngestReport()
     try:
         with store.write():
@@ -171,7 +176,7 @@ def _not_before(now: str, chat: dict, what: str) -> None:
 
 
 def _client_waits(chat: dict) -> bool:
-    return is_unread(chat["closed_at"], chat["waiting_since"])
+    return statuses.is_unread(chat["closed_at"], chat["waiting_since"])
 
 
 def _waiting_refusal(chat: dict, what: str) -> Refused:
@@ -182,6 +187,8 @@ def _waiting_refusal(chat: dict, what: str) -> Refused:
 
 
 def _record(store: Store, events: list[Event], count_stored_duplicates: bool = False) -> None:
+    from chatcrm.store.batch import ImportBatch
+
     batch = ImportBatch(store, count_stored_duplicates)
     for event in events:
         batch.add(event)
@@ -194,6 +201,8 @@ def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: st
 
     With `template` (a canned reply, chatcrm.settings), the text is that template with the
     deal's contact, key and the author filled in."""
+    from chatcrm.events import Event
+
     if template is None and not (text or "").strip():
         raise UsageError("the reply text is empty")
     if not author.strip():
@@ -218,6 +227,8 @@ def close(
     store: Store, deal_ref: str, *, now: str, chat: str | None = None, force: bool = False, complete: bool = False
 ) -> Outcome:
     """R5 (and with `complete`, R7): close the deal's open chat session."""
+    from chatcrm.events import Event
+
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
@@ -243,6 +254,8 @@ def complete(
     store: Store, deal_ref: str, *, now: str, activity: str | None = None, force: bool = False
 ) -> Outcome:
     """R7: complete the deal's active activity; an open session closes with it."""
+    from chatcrm.events import Event
+
     with store.write():
         deal = find_deal(store, deal_ref)
         chats = queries.deal_chats(store, deal["deal_id"])
@@ -273,6 +286,8 @@ def complete(
 
 def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | None = None) -> Outcome:
     """Make `agent` responsible for the deal's open chat (else its latest chat)."""
+    from chatcrm.events import Event
+
     agent = agent.strip()
     if not agent:
         raise UsageError("the employee's name is empty")
@@ -312,6 +327,8 @@ def remind(
     store: Store, deal_ref: str, *, now: str, due_at: str | None, note: str = "", activity: str | None = None
 ) -> Outcome:
     """R11: set the follow-up of the deal's active activity to `due_at` (None clears it)."""
+    from chatcrm.events import Event
+
     note = note.strip()
     if due_at is not None and due_at <= now:
         raise UsageError(f"the follow-up time ", Moment(due_at), " is not later than now (", Moment(now),
@@ -359,6 +376,8 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 
 
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
+    from chatcrm.store.facts import facts
+
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
     for fact in facts(store, only):

@@ -309,14 +309,6 @@ def test_a_remind_csv_round_trips(day):
     assert run("check", "--db", copy).code == 0
 
 
-def test_every_consumer_builds_on_the_one_list_of_statuses(store):
-    from chatcrm import cli
-
-    assert cli.STATUSES == statuses.STATUSES
-    assert tuple(render.STATUS_LABEL) == statuses.STATUSES
-    # what deals.status stores is R8's status alone, which the first schema's CHECK allows
-    check = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'deals'").fetchone()[0]
-    assert "CHECK (status IN ('unread', 'green', 'grey'))" in check
-    assert statuses.BASE_STATUSES == ("unread", "green", "grey")
+def test_R11_the_store_keeps_r8_s_status_and_the_pending_rank(store):
     ingest(store, [*answered("tg:1"), remind_record("tg:1", t(9, 10), t(9, 20))])
     assert store.conn.execute("SELECT status, status_rank FROM deals").fetchall() == [("green", statuses.RANK["pending"])]

@@ -1,8 +1,8 @@
 """Model-based testing: random interleavings of ingest, reply, close, complete and remind
-through the service, compared after every step with a small reference model of SPEC R1–R9
-and the follow-ups of R11 (statuses due and pending, at two different current times).
+through the service, compared after every step with a small reference model of R1–R9 and
+the follow-ups of R11 (docs/rules.md; statuses due and pending, at two current times).
 
-The model is written here from the SPEC alone: it keeps the facts in plain sets, derives
+The model is written here from docs/rules.md alone: it keeps the facts in plain sets, derives
 every session and deal from scratch on each look (no stored state, no incremental
 refresh, no ids matching), predicts whether each command succeeds, changes nothing or is
 refused, and orders the queue by R9. Times are drawn from a small grid, so facts arrive
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -35,7 +37,7 @@ def at(minute: int) -> str:
 
 
 class Model:
-    """SPEC R1–R9 from the facts, recomputed on every question."""
+    """R1–R9 (docs/rules.md) from the facts, recomputed on every question."""
 
     def __init__(self) -> None:
         self.messages: dict[tuple[str, str], tuple[str, str]] = {}  # (chat, id) -> (time, direction)
@@ -328,9 +330,9 @@ class ChatcrmMachine(RuleBasedStateMachine):
     def same_deals_sessions_and_queue(self):
         # at the end of the grid's hour (every follow-up has come), and in its middle
         for now in (at(59), at(8)):
-            self.same_at(now)
+            self.same_at(now, with_sessions=now == at(59))
 
-    def same_at(self, now):
+    def same_at(self, now, with_sessions):
         queue = service.queue(self.store, now=now)
         rows = queue.rows
         assert [r["deal_key"] for r in rows] == self.model.queue(now), now
@@ -344,6 +346,8 @@ class ChatcrmMachine(RuleBasedStateMachine):
                 k: v for k, v in expected.items() if not k.startswith("_")
             }, row["deal_key"]
             assert row["deal_id"] == self.model.deal_ids[row["deal_key"]]
+            if not with_sessions:  # the sessions do not depend on the time: compared once
+                continue
             stored = sorted(
                 (c["chat_key"], c["opened_at"], c["closed_at"], c["completed_at"], c["waiting_since"],
                  c["follow_up_at"])
@@ -364,4 +368,4 @@ ChatcrmMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_the_service_follows_the_reference_model = ChatcrmMachine.TestCase
+test_the_service_follows_the_reference_model = pytest.mark.slow(ChatcrmMachine.TestCase)

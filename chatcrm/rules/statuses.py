@@ -24,6 +24,11 @@ RANK = {status: rank for rank, status in enumerate(STATUSES)}
 BASE_STATUSES = (UNREAD, GREEN, GREY)
 
 
+def is_unread(closed_at: str | None, waiting_since: str | None) -> bool:
+    """R2/R5: a session is unread while it is open and a client waits for an answer."""
+    return closed_at is None and waiting_since is not None
+
+
 def base_status(waiting_since: str | None, active_activities: int) -> str:
     """R8: unread while a client waits, else green while an activity is active, else grey."""
     if waiting_since is not None:
