@@ -93,6 +93,7 @@ def test_R11_completing_the_activity_ends_its_follow_up(store):
     # A reminder at (or after) the completion comes too late to set anything.
     ingest(store, [remind_record("tg:1", t(10, 30), t(13)), remind_record("tg:1", t(10, 45), t(14))])
     assert (status(store, "tg:1", t(15)), deal(store, "tg:1")["due_at"]) == ("grey", None)
+    assert queries.deal_chats(store, 1)[0]["follow_up_at"] is None
     with pytest.raises(Refused, match="no active activity"):
         service.remind(store, "tg:1", now=t(11), due_at=t(12))
 
@@ -312,3 +313,26 @@ def test_a_remind_csv_round_trips(day):
 def test_R11_the_store_keeps_r8_s_status_and_the_pending_rank(store):
     ingest(store, [*answered("tg:1"), remind_record("tg:1", t(9, 10), t(9, 20))])
     assert store.conn.execute("SELECT status, status_rank FROM deals").fetchall() == [("green", statuses.RANK["pending"])]
+
+
+def test_R11_at_one_instant_the_greatest_reminder_wins_whatever_the_arrival():
+    """The derivation itself (the store happens to read reminders in index order)."""
+    from chatcrm import derive
+
+    opened = derive.MessageFact(t(9), 0, "client", 1)
+    same_instant = [derive.ChatEventFact(t(10), "remind", "", due_at=t(13), note="b"),
+                    derive.ChatEventFact(t(10), "remind", "", due_at=t(11, 30)),
+                    derive.ChatEventFact(t(10), "remind", "", due_at=None)]
+    for order in itertools.permutations(same_instant):
+        session, = derive.derive_sessions([opened], order)
+        assert (session.follow_up_at, session.follow_up_note) == (t(13), "b")
+
+
+def test_R11_an_employees_queue_knows_due_and_pending(store):
+    ingest(store, [*answered("a"), *answered("b"), *answered("c"),
+                   {"type": "assign", "chat": "c", "at": t(9, 6), "agent": "Elena"},
+                   remind_record("a", t(9, 10), t(15)), remind_record("b", t(9, 10), t(10)),
+                   remind_record("c", t(9, 10), t(10))])
+    queue = service.queue(store, now=t(11), agent="Luis", sla_seconds=900)
+    assert [(r["deal_key"], r["status"]) for r in queue.rows] == [("b", "due"), ("a", "pending")]
+    assert queue.counts == {"unread": 0, "due": 1, "green": 0, "pending": 1, "grey": 0} and queue.overdue == 0
