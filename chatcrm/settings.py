@@ -105,6 +105,10 @@ def load(env: Mapping[str, str], check=None) -> Settings:
         if explicit:
             raise UsageError(f"no settings file {path} (named by $CHATCRM_CONFIG)")
         return settings
+    except PermissionError as error:
+        if not explicit and not _visible(path):
+            return settings  # a folder on the way this user may not enter: no file of theirs
+        raise UsageError(f"cannot read settings file {path}: {error.strerror or error}")
     except OSError as error:
         raise UsageError(f"cannot read settings file {path}: {error.strerror or error}")
     settings.exists = True
@@ -157,6 +161,14 @@ def load(env: Mapping[str, str], check=None) -> Settings:
                     raise problem((table, name), f"[replies.{name}] has no text")
                 settings.replies[name] = checked["text"]
     return settings
+
+
+def _visible(path: Path) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def _checked(key: str, value, check, fail):

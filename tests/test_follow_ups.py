@@ -336,3 +336,12 @@ def test_R11_an_employees_queue_knows_due_and_pending(store):
     queue = service.queue(store, now=t(11), agent="Luis", sla_seconds=900)
     assert [(r["deal_key"], r["status"]) for r in queue.rows] == [("b", "due"), ("a", "pending")]
     assert queue.counts == {"unread": 0, "due": 1, "green": 0, "pending": 1, "grey": 0} and queue.overdue == 0
+
+
+def test_R11_search_status_knows_due_and_pending(store):
+    ingest(store, [*answered("a"), *answered("b"), remind_record("a", t(9, 10), t(10)),
+                   remind_record("b", t(9, 10), t(15))])
+    due = service.search(store, "hello", now=t(11), status="due", limit=10)
+    assert {h["deal_key"] for h in due.hits} == {"a"} and {h["status"] for h in due.hits} == {"due"}
+    pending = service.search(store, "hello", now=t(11), status="pending", limit=10)
+    assert {h["deal_key"] for h in pending.hits} == {"b"}

@@ -34,7 +34,7 @@ def test_every_layer_names_the_statuses_of_rules_statuses_in_their_order(store):
 
 
 def test_the_queue_view_orders_by_the_rule_of_rules_statuses():
-    view = schema._queue_view_m005()
+    view = schema._queue_view_m006()
     assert f"ORDER BY {statuses.queue_order_sql(schema._SQLITE_NOW, 'd')}" in view
     assert f"{statuses.status_sql(schema._SQLITE_NOW, 'd')} AS status" in view
 

@@ -149,10 +149,11 @@ def test_unknown_views_templates_and_a_missing_named_file_are_exit_2(config, iso
     assert view.code == 2 and view.err == f"Error: unknown view 'theirs' in {config} (it defines: mine, two)\n"
     template = run("reply", "tg:1", "--template", "nope")
     assert template.code == 2 and f"unknown reply template 'nope' in {config} (it defines: tracking)" in template.err
+    # with a template every argument is a deal: a text among them is an unknown deal
     both = run("reply", "tg:1", "hola", "--template", "tracking")
-    assert both.code == 2 and "not both" in both.err
+    assert both.code == 3 and "no deal 'hola'" in both.err and "nothing changed" in both.err
     neither = run("reply", "tg:1")
-    assert neither.code == 2 and "give the reply TEXT or --template NAME" in neither.err
+    assert neither.code == 2 and "(or --template NAME)" in neither.err
     monkeypatch.setenv("CHATCRM_CONFIG", str(isolated_home / "missing.toml"))
     missing = run("list")
     assert missing.code == 2 and "no settings file" in missing.err

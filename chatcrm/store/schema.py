@@ -1,11 +1,11 @@
 """The database schema, created and migrated in this one place (sqlite-utils migrations).
 
 Facts: `messages`, `chat_events` (closes and completions), `assignments`, `reminders`
-(follow-ups, since m005) and `chat_keys`
+(follow-ups, since m006) and `chat_keys`
 (which deal a chat key belongs to, and what its events said of the client). Derived,
 recomputed from the facts on every write and checked by `chatcrm check`: `chats`,
 `activities`, `contacts`, and the state columns of `deals`. The `queue` view is the order
-of R9 (since m005 at SQLite's current time: see `_queue_view_m005`).
+of R9 (since m006 at SQLite's current time: see `_queue_view_m006`).
 
 Migrations only add: each one is kept as it shipped, and `open_store` re-derives every
 state from the facts after applying any, in the same transaction. A new migration's name
@@ -246,13 +246,82 @@ def m004_identity_without_direction(db) -> None:
     conn.execute(MESSAGES_KEY_INDEX)
 
 
-# The queue since m005: statuses that depend on the time (due, pending), at the reader's
+# Full-text search (store/search.py): FTS5 over the messages (their text and author) and
+# over the deals (their title, and their contact as the `author` column), one tokenizer
+# for both that ignores case and accents in every script.
+SEARCH_TOKENIZER = "unicode61 remove_diacritics 2"
+
+# The messages' index follows every write to the table. A large import drops these
+# triggers and indexes its new messages in one statement at its end (store/batch.py); a
+# migration that rebuilds `messages` must create them again.
+MESSAGES_SEARCH_TRIGGERS = (
+    """
+    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_update AFTER UPDATE OF text, author ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+)
+MESSAGES_SEARCH_TRIGGER_NAMES = ("messages_search_insert", "messages_search_delete", "messages_search_update")
+
+_DEAL_CONTACT = "(SELECT name FROM contacts WHERE id = new.contact_id)"
+DEALS_SEARCH_TRIGGERS = (
+    f"""
+    CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    f"""
+    CREATE TRIGGER deals_search_update AFTER UPDATE OF title, contact_id ON deals
+    WHEN old.title IS NOT new.title OR old.contact_id IS NOT new.contact_id BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    """
+    CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+    END
+    """,
+)
+
+
+@migrations()
+def m005_search_and_idle_index(db) -> None:
+    """Full-text search over messages and deals, built in place from what is stored;
+    and an index of the open chats whose client is not waiting, by their last message,
+    for `close --idle`."""
+    for statement in (
+        f"CREATE VIRTUAL TABLE messages_fts USING fts5(text, author, content='messages', content_rowid='id', "
+        f"tokenize='{SEARCH_TOKENIZER}')",
+        "INSERT INTO messages_fts (rowid, text, author) SELECT id, text, author FROM messages",
+        *MESSAGES_SEARCH_TRIGGERS,
+        f"CREATE VIRTUAL TABLE deals_fts USING fts5(text, author, tokenize='{SEARCH_TOKENIZER}')",
+        "INSERT INTO deals_fts (rowid, text, author) "
+        "SELECT d.id, d.title, c.name FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+        *DEALS_SEARCH_TRIGGERS,
+        "CREATE INDEX chats_idle ON chats (last_message_at) WHERE closed_at IS NULL AND waiting_since IS NULL",
+    ):
+        db.execute(statement)
+
+
+# The queue since m006: statuses that depend on the time (due, pending), at the reader's
 # current time. A view has no parameters, so this one reads SQLite's clock — the one
 # place that does: `chatcrm list` passes its own now instead (rules/statuses.py builds both).
 _SQLITE_NOW = "CAST(strftime('%s', 'now') AS INTEGER)"
 
 
-def _queue_view_m005() -> str:
+def _queue_view_m006() -> str:
     from chatcrm.rules import statuses
 
     return f"""
@@ -283,7 +352,7 @@ ORDER BY {statuses.queue_order_sql(_SQLITE_NOW, 'd')}
 
 
 @migrations()
-def m005_follow_ups(db) -> None:
+def m006_follow_ups(db) -> None:
     """Follow-ups (R11): reminders are facts; activities derive their follow-up, deals
     their earliest one (`follow_up_at`) and the moment they turn due (`due_key`, indexed)."""
     for statement in (
@@ -307,6 +376,6 @@ def m005_follow_ups(db) -> None:
         "CREATE INDEX deals_due ON deals (due_key, id, status_rank) WHERE due_key IS NOT NULL",
         "CREATE INDEX deals_responsible_due ON deals (responsible, due_key, id, status_rank) WHERE due_key IS NOT NULL",
         "DROP VIEW queue",
-        _queue_view_m005(),
+        _queue_view_m006(),
     ):
         db.execute(statement)
