@@ -82,7 +82,8 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 
 # The tables an import writes, in the order it writes them.
 STORED_TABLES = (
-    "messages", "chat_events", "assignments", "chat_keys", "chats", "activities", "waits", "contacts", "deals",
+    "messages", "chat_events", "assignments", "reminders", "chat_keys", "chats", "activities", "waits", "contacts",
+    "deals",
     "live_chats", "outbox", "delivery_statuses",
 )
 # ... and the search indexes (FTS5 tables, with their shadow tables), which it derives.
