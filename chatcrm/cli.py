@@ -210,7 +210,9 @@ def _store(db: str | None):
 
 def _hint_if_empty(store) -> None:
     """On an empty database, say once on stderr how to begin; stdout is left as it is."""
-    if store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None:
+    from chatcrm.store import queries
+
+    if queries.is_empty(store):
         typer.echo(
             "hint: the database is empty; import a chat export with `chatcrm ingest FILE` "
             "(the README's sample day: chatcrm ingest fixtures/support-day.jsonl)",
@@ -244,6 +246,11 @@ def ingest(
     chat: Annotated[
         Optional[str], typer.Option("--chat", metavar="KEY", help="The chat key, for an export that does not say it.")
     ] = None,
+    year: Annotated[
+        Optional[int],
+        typer.Option("--year", metavar="YYYY", min=1970, max=2100,
+                     help="The year of WhatsApp dates written without one (old Android: `Mar 5, 8:11 PM`)."),
+    ] = None,
     tz: TzImport = None,
     db: Db = None,
 ) -> None:
@@ -256,7 +263,7 @@ def ingest(
     """
     from chatcrm import importers, render, service
 
-    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
+    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
     store = _store(db)
@@ -264,9 +271,9 @@ def ingest(
     def sources():
         for path in files:
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
-                yield importers.read_source(path, fmt, options, progress)
+                yield from importers.read_sources(path, fmt, options, progress)
 
-    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid, dry_run=dry_run)
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
@@ -341,7 +348,7 @@ def reply(
     tz: TzWrite = None,
     db: Db = None,
 ) -> None:
-    """Answer the client on the deal's open chat (the same text to each deal given).
+    """Answer the client on the deal's open chat.
 
     Records your reply as an employee's message: the chat is read again, and the deal
     keeps its green counter until its activity is completed. A text that starts with

@@ -64,9 +64,11 @@ def check_format(fmt: str | None, *, ids: bool = False) -> str:
     `ids`, also `ids` (deal ids one per line, for another command's `-`)."""
     if fmt is None:
         return DEFAULT_TABLE
-    from tabulate import tabulate_formats
+    if fmt in MACHINE_FORMATS or (ids and fmt == IDS):
+        return fmt
+    from tabulate import tabulate_formats  # only when a table is printed
 
-    if fmt in MACHINE_FORMATS or fmt in tabulate_formats or (ids and fmt == IDS):
+    if fmt in tabulate_formats:
         return fmt
     raise UsageError(
         f"unknown --format {fmt!r} (use json, jsonl, csv{', ids' if ids else ''}, or a table style such as "
@@ -130,7 +132,7 @@ def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
 
 
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
-    """Native event records (SPEC §4) as JSON Lines or CSV, one at a time; returns the count."""
+    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at a time; returns the count."""
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS

@@ -10,20 +10,22 @@ concurrent commands cannot act on a stale view.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
-from chatcrm.derive import is_unread
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
-from chatcrm.events import Event, Invalid
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
-from chatcrm.store.batch import ImportBatch
-from chatcrm.store.facts import facts
 from chatcrm.times import Moment
+
+if TYPE_CHECKING:
+    from chatcrm.events import Event, Invalid
+
+# What only writing needs (the import batch, the events, the fact streams) is imported
+# where it is used, so that reading commands start quickly.
 
 
 @dataclass
@@ -77,6 +79,9 @@ def ingest(
     `batches` yields (source name, format, events). An invalid record refuses the whole
     import unless `skip_invalid`, in which case it is reported and left out.
     """
+    from chatcrm.events import Invalid
+    from chatcrm.store.batch import ImportBatch
+
     report = IngestReport()
     try:
         with store.write():
@@ -166,7 +171,7 @@ def _not_before(now: str, chat: dict, what: str) -> None:
 
 
 def _client_waits(chat: dict) -> bool:
-    return is_unread(chat["closed_at"], chat["waiting_since"])
+    return statuses.is_unread(chat["closed_at"], chat["waiting_since"])
 
 
 def _waiting_refusal(chat: dict, what: str) -> Refused:
@@ -177,6 +182,8 @@ def _waiting_refusal(chat: dict, what: str) -> Refused:
 
 
 def _record(store: Store, events: list[Event], count_stored_duplicates: bool = False) -> None:
+    from chatcrm.store.batch import ImportBatch
+
     batch = ImportBatch(store, count_stored_duplicates)
     for event in events:
         batch.add(event)
@@ -185,6 +192,8 @@ def _record(store: Store, events: list[Event], count_stored_duplicates: bool = F
 
 def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat: str | None = None) -> Outcome:
     """R3: an agent message on the deal's open chat; the session becomes read."""
+    from chatcrm.events import Event
+
     if not text.strip():
         raise UsageError("the reply text is empty")
     if not author.strip():
@@ -205,6 +214,8 @@ def close(
     store: Store, deal_ref: str, *, now: str, chat: str | None = None, force: bool = False, complete: bool = False
 ) -> Outcome:
     """R5 (and with `complete`, R7): close the deal's open chat session."""
+    from chatcrm.events import Event
+
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
@@ -230,6 +241,8 @@ def complete(
     store: Store, deal_ref: str, *, now: str, activity: str | None = None, force: bool = False
 ) -> Outcome:
     """R7: complete the deal's active activity; an open session closes with it."""
+    from chatcrm.events import Event
+
     with store.write():
         deal = find_deal(store, deal_ref)
         chats = queries.deal_chats(store, deal["deal_id"])
@@ -260,6 +273,8 @@ def complete(
 
 def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | None = None) -> Outcome:
     """Make `agent` responsible for the deal's open chat (else its latest chat)."""
+    from chatcrm.events import Event
+
     agent = agent.strip()
     if not agent:
         raise UsageError("the employee's name is empty")
@@ -304,6 +319,8 @@ def close_idle(store: Store, *, idle_seconds: int, now: str, complete: bool = Fa
     activity, in one write transaction: a client who writes while it runs either
     makes their chat not idle before it looks, or opens a new chat after it closed.
     Never a chat whose client is waiting. `dry_run` reports and changes nothing."""
+    from chatcrm.events import Event
+
     if idle_seconds <= 0:
         raise UsageError("--idle: give a duration longer than zero (24h, 30m)")
     now_epoch = times.epoch(now)
@@ -406,6 +423,8 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 
 
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
+    from chatcrm.store.facts import facts
+
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
     for fact in facts(store, only):
