@@ -6,7 +6,8 @@ stored once, in `messages`); `deals_fts` each deal's title (as `text`) and conta
 and kept in step by triggers on `messages` and `deals` (store/schema.py, m005): every
 write — an import, a reply, a deletion — updates them in the same transaction. A large
 import sets the messages' triggers aside and indexes its new messages at its end
-(`suspend_message_indexing`, `index_messages_after`). `chatcrm check` verifies both
+(`suspend_message_indexing`, `index_messages_after`), and likewise its new deals
+(`suspend_deal_indexing`, `index_deals`). `chatcrm check` verifies both
 (`problems`).
 """
 
@@ -50,6 +51,23 @@ def index_messages_after(conn: sqlite3.Connection, last_indexed: int) -> None:
     )
     for statement in MESSAGES_SEARCH_TRIGGERS:
         conn.execute(statement)
+
+
+def suspend_deal_indexing(conn: sqlite3.Connection) -> None:
+    """For a large import: drop the trigger that indexes each new deal as it is written."""
+    conn.execute("DROP TRIGGER IF EXISTS deals_search_insert")
+
+
+def index_deals(conn: sqlite3.Connection, deal_ids: list[int]) -> None:
+    """Index these new deals in one statement, and bring the insert trigger back."""
+    from chatcrm.store.schema import DEALS_SEARCH_TRIGGERS
+
+    conn.execute(
+        "INSERT INTO deals_fts (rowid, text, author) SELECT d.id, d.title, c.name FROM deals d "
+        "LEFT JOIN contacts c ON c.id = d.contact_id WHERE d.id IN (SELECT value FROM json_each(?))",
+        [json.dumps(deal_ids)],
+    )
+    conn.execute(next(t for t in DEALS_SEARCH_TRIGGERS if "deals_search_insert" in t))
 
 
 _MESSAGE_HITS = f"""
