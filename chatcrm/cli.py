@@ -202,10 +202,22 @@ def _color(stream=None) -> bool:
     return render.use_color(stream or sys.stdout, no_color=bool(os.environ.get("NO_COLOR")))
 
 
-def _store(db: str | None):
+def _terminal(stream=None) -> bool:
+    """Whether output goes to a terminal: text from clients and files is then shown with
+    its control characters escaped, CSV included."""
+    isatty = getattr(stream or sys.stdout, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _store(db: str | None, *, read_only: bool = False, create: bool = False):
+    """The database: read-only commands never create or change it; only `ingest` creates one."""
     from chatcrm.store import open_store
 
-    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True))
+    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
+                      create=create)
 
 
 def _hint_if_empty(store) -> None:
@@ -264,16 +276,33 @@ def ingest(
     from chatcrm import importers, render, service
 
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
+    if "-" in files:
+        _stdin("ingest -")
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
-    store = _store(db)
+    if dry_run and not _db_path(db).exists():
+        import tempfile
+
+        # Nothing is written by a dry run, not even a new database: it runs on a scratch one.
+        scratch = tempfile.TemporaryDirectory(prefix="chatcrm-dry-run-")
+        store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
+    else:
+        new = not _db_path(db).exists()
+        store = _store(db, create=True)
 
     def sources():
         for path in files:
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
                 yield from importers.read_sources(path, fmt, options, progress)
 
-    report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid, dry_run=dry_run)
+    try:
+        report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid, dry_run=dry_run)
+    except Exception:
+        if not dry_run and new:
+            from chatcrm.store.connection import discard_if_empty
+
+            discard_if_empty(store)  # a refused import into a new database leaves no database
+        raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
@@ -364,13 +393,33 @@ def reply(
     if text == "-":
         if deal_args == ["-"]:
             raise UsageError("the deals and the text cannot both come from stdin: give one of them as arguments")
-        text = sys.stdin.read().rstrip("\n")
+        text = _stdin_text().rstrip("\n")
     refs = _deal_refs(deal_args)
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
     name = author or _default_author()
     _on_deals(store, refs, lambda ref: service.reply(store, ref, text, now=now, author=name, chat=chat),
               lambda ref: service.reply(store, ref, text, now=now, author=name), skip_refused, zone, {"--chat": chat})
+
+
+def _stdin(what: str):
+    """stdin's bytes, or a usage error where there is no stdin (closed: `<&-`)."""
+    from chatcrm.errors import UsageError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None or stream.closed:
+        raise UsageError(f"{what} reads stdin, but stdin is closed")
+    return stream
+
+
+def _stdin_text() -> str:
+    from chatcrm.errors import InvalidInput
+
+    data = _stdin("reply -").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"<stdin>: not UTF-8 text (byte {error.start + 1})")
 
 
 def _default_author() -> str:
@@ -501,7 +550,7 @@ def assign(
               lambda ref: service.assign(store, ref, name, now=now), skip_refused, zone, {"--chat": chat})
 
 
-OVERDUE_EXIT = 6  # list --exit-status: a deal listed has a client waiting past the SLA (README)
+OVERDUE_EXIT = 7  # list --exit-status: a deal listed has a client waiting past the SLA (README)
 
 
 def _duration(value: str | None, option: str) -> int | None:
@@ -572,12 +621,14 @@ def list_(
         raise UsageError("--exit-status needs an SLA: give --sla DURATION (or set $CHATCRM_SLA)")
     if exit_status and watch:
         raise UsageError("--exit-status and --watch do not go together: --watch runs until Ctrl-C")
-    store = _store(db)
+    if every > 86400:
+        raise UsageError(f"--interval: {interval!r} is too long (at most 1d)")
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
 
     def draw():
         queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
-        return render.queue_output(queue, fmt, display, _color()), queue
+        return render.queue_output(queue, fmt, display, _color(), _terminal()), queue
 
     if watch:
         _watch(lambda: draw()[0], every)
@@ -651,13 +702,13 @@ def search(
 
     fmt = render.check_format(fmt, ids=True)
     display = _display_zone(tz)
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     result = service.search(
         store, query, now=_clock(), limit=limit, sort=sort, deal=deal, channel=channel, agent=agent,
         author=author, status=status, since=since, until=until, tz=_input_zone(tz),
     )
-    sys.stdout.write(render.search_output(result, fmt, display, _color()))
+    sys.stdout.write(render.search_output(result, fmt, display, _color(), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm timeline 2', 'chatcrm timeline D-1042 -f json'))
@@ -672,8 +723,8 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    card, entries = service.timeline(_store(db), deal)
-    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
+    card, entries = service.timeline(_store(db, read_only=True), deal)
+    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color(), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm stats --since 7d', 'chatcrm stats --since 2026-11-24 --until 2026-11-25 -f json'))
@@ -699,10 +750,10 @@ def stats(
     fmt = render.check_format(fmt)
     now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     report = stats_.compute(store, now=now, since=start, until=end).as_dict()
-    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
+    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm export -o backup.jsonl', 'chatcrm export --deal 5'))
@@ -725,37 +776,18 @@ def export(
 
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"unknown --format {fmt!r} for export (use jsonl or csv)")
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     with store.read():
         records = service.export(store, deal)
         if output is None or output == "-":
-            count = render.write_events(records, fmt, sys.stdout)
+            count = render.write_events(records, fmt, sys.stdout, _terminal())
         else:
-            count = _write_atomically(output, lambda stream: render.write_events(records, fmt, stream))
-    where = "stdout" if output in (None, "-") else output
+            from chatcrm.output import write_to
+
+            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
+    where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
-
-
-def _write_atomically(path: str, write) -> int:
-    """Write a file through a temporary sibling and a rename: never a half-written file."""
-    import tempfile
-
-    from chatcrm.errors import UsageError
-
-    target = os.path.abspath(path)
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".chatcrm-export-", dir=os.path.dirname(target))
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            result = write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return result
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
@@ -763,18 +795,19 @@ def check(db: Db = None) -> None:
     """Verify the database against its facts.
 
     Recomputes every chat, activity and deal from the messages, closes, completions and
-    assignments, and compares. Prints each problem (exit 1), or one `ok:` line.
+    assignments, and compares. Prints each problem (exit 6), or one `ok:` line.
     """
     from chatcrm import render
+    from chatcrm.errors import PROBLEMS_FOUND
     from chatcrm.store import verify
 
-    store = _store(db)
+    store = _store(db, read_only=True)
     problems = verify.check(store)
     if problems:
         listing, error = render.check_problems(store.path, problems)
         sys.stdout.write(listing)
         typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(PROBLEMS_FOUND)
     typer.echo(render.check_ok(store.path, verify.counts(store)))
 
 
@@ -804,6 +837,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:  # stdout or stderr cannot be written: a full disk, a closed terminal
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     except typer.Abort:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
@@ -817,6 +853,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -855,8 +894,22 @@ def _usage_hint(group, args: list[str]) -> str:
 
 
 def _quiet_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    """Stdout to /dev/null, so that nothing tries to write it again on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests), or already closed
+        pass
+
+
+def _io_failure(error: OSError) -> str:
+    import errno
+
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write the output: {reason}"
+    where = f" ({error.filename})" if error.filename else ""
+    return f"input/output failed{where}: {reason}"
 
 
 def _fail(message: str, code: int) -> None:

@@ -457,6 +457,9 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
         yield record
 
 
+MOST_DEALS = 1 << 62  # more deals than any database holds, and an integer SQLite takes
+
+
 @dataclass
 class SearchResult:
     query: str
@@ -564,6 +567,8 @@ def queue(
             raise UsageError(str(error))
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if limit is not None:
+        limit = min(limit, MOST_DEALS)  # a larger limit shows them all, as this one does
     if agent is not None:
         agent = _employee(store, agent)
     rows = queries.queue(store, status, limit, agent)

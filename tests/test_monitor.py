@@ -11,9 +11,9 @@ def day(monkeypatch):
     assert run("ingest", FIXTURES / "support-day.jsonl").code == 0
 
 
-def test_exit_status_is_6_when_a_listed_client_waits_past_the_sla(day):
+def test_exit_status_is_7_when_a_listed_client_waits_past_the_sla(day):
     result = run("list", "--sla", "2h", "--agent", "Elena", "--exit-status")
-    assert result.code == 6 and "1 over the 2h 00m SLA" in result.out  # Carmen: 2h 50m
+    assert result.code == 7 and "1 over the 2h 00m SLA" in result.out  # Carmen: 2h 50m
 
 
 def test_exit_status_is_0_when_every_listed_client_is_within_the_sla(day):
@@ -24,18 +24,18 @@ def test_exit_status_is_0_when_every_listed_client_is_within_the_sla(day):
 def test_waiting_exactly_the_sla_is_within_it(day, monkeypatch):
     # Ana has waited since 16:05:20: at 17:00 that is 3280 s exactly (rules/sla.py: strictly longer).
     assert run("list", "--sla", "3280s", "--agent", "Luis", "--exit-status").code == 0
-    assert run("list", "--sla", "3279s", "--agent", "Luis", "--exit-status").code == 6
+    assert run("list", "--sla", "3279s", "--agent", "Luis", "--exit-status").code == 7
 
 
 def test_exit_status_counts_only_the_deals_listed(day):
     # Deal 3 (Marta) waits 6h 58m but is nobody's: Luis's own deals are within 1h.
     assert run("list", "--sla", "1h", "--agent", "Luis", "--exit-status").code == 0
-    assert run("list", "--sla", "1h", "--exit-status").code == 6
+    assert run("list", "--sla", "1h", "--exit-status").code == 7
 
 
 def test_exit_status_takes_the_sla_from_the_environment(day, monkeypatch):
     monkeypatch.setenv("CHATCRM_SLA", "15m")
-    assert run("list", "--exit-status").code == 6
+    assert run("list", "--exit-status").code == 7
 
 
 def test_exit_status_without_an_sla_or_with_watch_is_a_usage_error(day):

@@ -21,7 +21,7 @@ def is_empty(store: Store) -> bool:
 def find_deal(store: Store, ref: str) -> dict | None:
     """A deal (its row of the queue) by its id (digits) or its key."""
     row = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) < 19:  # an id SQLite can hold; longer digits are a key
         row = store.row("SELECT * FROM queue WHERE deal_id = ?", [int(ref)])
     if row is None:
         row = store.row("SELECT * FROM queue WHERE deal_key = ?", [ref])
