@@ -84,6 +84,7 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 STORED_TABLES = (
     "messages", "chat_events", "assignments", "reminders", "chat_keys", "chats", "activities", "waits", "contacts",
     "deals",
+    "live_chats", "outbox", "delivery_statuses",
 )
 # ... and the search indexes (FTS5 tables, with their shadow tables), which it derives.
 SEARCH_TABLES = ("messages_fts", "deals_fts")

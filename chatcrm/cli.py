@@ -287,13 +287,14 @@ def _say(outcome, zone) -> None:
 # ------------------------------------------------------------------ commands
 
 
-@app.command(epilog=_examples('chatcrm ingest fixtures/support-day.jsonl', 'chatcrm ingest --agent "Tienda Sol" --tz Europe/Madrid "WhatsApp Chat with Marta.txt"', 'some-script | chatcrm ingest -'))
+@app.command(epilog=_examples('chatcrm ingest fixtures/support-day.jsonl', 'chatcrm ingest --agent "Tienda Sol" --tz Europe/Madrid "WhatsApp Chat with Marta.txt"', 'some-script | chatcrm ingest -', 'chatcrm ingest fixtures/live/telegram-getupdates.json'))
 def ingest(
     files: Annotated[List[str], typer.Argument(metavar="FILE...", help="Files to import; - reads stdin.")],
     fmt: Annotated[
         Optional[str],
         typer.Option("--format", "-f", metavar="FORMAT",
-                     help="jsonl, csv, telegram, whatsapp or messenger (default: detected from the content)."),
+                     help="jsonl, csv, telegram, whatsapp, messenger, telegram-bot or whatsapp-cloud "
+                     "(default: detected from the content)."),
     ] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid records, report the rest.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and report; write nothing.")] = False,
@@ -314,8 +315,9 @@ def ingest(
 ) -> None:
     """Import chat exports or chatcrm events into the database.
 
-    Reads chatcrm's own JSON Lines or CSV and the exports of Telegram Desktop, WhatsApp
-    and Messenger/Instagram, telling them apart by their content. Everything named is
+    Reads chatcrm's own JSON Lines or CSV, the exports of Telegram Desktop, WhatsApp
+    and Messenger/Instagram, and what the Telegram Bot API and the WhatsApp Cloud API
+    deliver (updates, webhooks), telling them apart by their content. Everything named is
     imported in one transaction: all or nothing. Importing a file again adds only what is
     new. A summary goes to stderr.
     """
@@ -959,6 +961,67 @@ def check(db: Db = None) -> None:
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(PROBLEMS_FOUND)
     typer.echo(render.check_ok(store.path, verify.counts(store)))
+
+
+@app.command(epilog=_examples('chatcrm outbox', 'chatcrm outbox --all -f json', 'chatcrm outbox -f jsonl | head -1'))
+def outbox(
+    everything: Annotated[bool, typer.Option("--all", help="Also the replies already delivered.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N replies.")] = None,
+    fmt: Format = None,
+    tz: TzShow = None,
+    db: Db = None,
+) -> None:
+    """Show the replies waiting for a live channel, and those given up.
+
+    A reply on a chat that came from a Telegram bot, a Telegram Business account or the
+    WhatsApp Cloud API waits here until `chatcrm deliver` hands it to a sender; in
+    delivery order, with its state, its tries and the last error.
+    """
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt)
+    display = _display_zone(tz)
+    entries = service.outbox(_store(db, read_only=True), now=_clock(), everything=everything, limit=limit)
+    sys.stdout.write(render.outbox_output(entries, fmt, display, _color(), _terminal()))
+
+
+@app.command(epilog=_examples('chatcrm deliver --command examples/send-telegram.sh',
+                              'chatcrm deliver --command "examples/send-whatsapp.sh" --timeout 20s',
+                              'chatcrm deliver --command examples/send-channel.sh --limit 10'))
+def deliver(
+    command: Annotated[
+        str, typer.Option("--command", metavar="CMD", help="Run through the shell once per reply, the reply as JSON on stdin.")
+    ],
+    timeout: Annotated[
+        str, typer.Option("--timeout", metavar="DURATION", help="Stop a sender that runs longer than this (a failure).")
+    ] = "30s",
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Try at most N replies.")] = None,
+    db: Db = None,
+) -> None:
+    """Hand the waiting replies to a sender command; record the result.
+
+    Exit status 0 of CMD is delivered (the message id it prints is kept); anything else
+    is a failure, tried again on a later run after a back-off, and given up after 5
+    tries. Replies of one chat go in order. Safe to run from cron while other runs and
+    commands go on: no reply is handed to two runs at once.
+    """
+    import secrets
+    import socket
+
+    from chatcrm import render, service
+    from chatcrm.errors import UsageError
+    from chatcrm.sender import command_sender
+
+    seconds = _duration(timeout, "--timeout")
+    if not command.strip():
+        raise UsageError("--command is empty")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    store = _store(db)
+    report = service.deliver(store, command_sender(command, seconds), clock=_clock, owner=owner,
+                             timeout=seconds, limit=limit)
+    for entry in report.tried:
+        typer.echo(render.delivery_line(entry))
+    typer.echo(render.delivery_summary(report), err=True)
 
 
 # ------------------------------------------------------------------ running a command

@@ -38,6 +38,45 @@ class Event:
     line: int = 0
     due_at: str | None = None  # a reminder's follow-up time; None: the reminder clears it
     note: str = ""  # a reminder's note
+    # A live channel's message (chatcrm.importers.telegram_bot, whatsapp_cloud): when it
+    # was last edited (the latest edit's text wins), and where a reply to its chat goes.
+    edited_at: str | None = None
+    live: "LiveChat | None" = None
+
+
+@dataclass(slots=True, frozen=True)
+class LiveChat:
+    """Where replies to a chat key go on a live channel: the channel (`telegram` or
+    `whatsapp`), the client's id there (Telegram's chat id, WhatsApp's wa_id) and the
+    account it came through (a Telegram Business connection id, a WhatsApp phone number
+    id), or None."""
+
+    channel: str
+    recipient: str
+    via: str | None = None
+
+
+@dataclass(slots=True)
+class DeliveryStatus:
+    """A live channel's word on a message chatcrm sent (WhatsApp's `statuses`): its remote
+    id, `sent`, `delivered`, `read` or `failed`, when, and the error given with a failure."""
+
+    remote_id: str
+    status: str
+    at: str
+    error: str | None = None
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(slots=True)
+class Skipped:
+    """A record of a live payload chatcrm does not use (a callback query, a member
+    joining, a status of unknown kind): counted, never an error."""
+
+    source: str
+    line: int
+    what: str
 
 
 @dataclass(slots=True)

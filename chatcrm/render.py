@@ -57,6 +57,7 @@ TIMELINE_FIELDS = (
     "author",
     "text",
     "agent",
+    "delivery",
     "due_at",
     "note",
 )
@@ -217,7 +218,8 @@ def outcome_line(outcome, tz: tzinfo | None) -> str:
     at = times.sentence(o.at, tz)
     chat = f"chat {o.chat_id} ({safe(o.chat_key, single_line=True)})" if o.chat_key is not None else ""
     if o.action == "replied":
-        return f"replied on deal {o.deal_id}, {chat} at {at}"
+        queued = f"; queued for {o.channel} as outbox reply {o.queued}" if o.queued is not None else ""
+        return f"replied on deal {o.deal_id}, {chat} at {at}{queued}"
     if o.action == "closed":
         if o.reason == "no_open_chat":
             return f"deal {o.deal_id} has no open chat; nothing to close"
@@ -289,6 +291,12 @@ def ingest_summary(report, dry_run: bool) -> str:
     if report.directions_changed:
         verb = "would change" if dry_run else "changed"
         changed = f"; {report.directions_changed} message(s) {verb} direction (client/agent)"
+    if report.edited:
+        changed += f"; {report.edited} message(s) {'would be ' if dry_run else ''}edited"
+    if report.statuses_added:
+        changed += f"; {report.statuses_added} delivery status(es) {'would be ' if dry_run else ''}recorded"
+    if report.skipped:
+        changed += f"; {report.skipped} update(s) skipped (not messages)"
     return (
         f"{what} {report.messages_added} message(s) and {report.events_added} other event(s); "
         f"{report.present} already present{changed}; {len(report.invalid)} invalid — {names}"
@@ -440,6 +448,7 @@ _KIND_LABEL = {
     "follow_up_due": "follow-up due",
 }
 _STATE_LABEL = {"unread": "Unread", "active": "active (yellow)", "completed": "completed (white)"}
+_DELIVERY_STYLE = {"failed": "unread", "waiting": "yellow", "sending": "yellow"}
 _STATE_STYLE = {"unread": "unread", "active": "yellow", "completed": "dim"}
 
 
@@ -467,6 +476,8 @@ def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None
             arrow = "←" if entry["direction"] == "client" else "→"
             who = f"{arrow} {safe(entry['author'], single_line=True)}"
             detail = safe(entry["text"])
+            if entry.get("delivery"):
+                detail += " · " + paint(entry["delivery"], _DELIVERY_STYLE.get(entry["delivery"], "dim"), color)
         elif kind == "assigned":
             detail = f"to {safe(entry['agent'], single_line=True)}"
         elif kind in ("follow_up_set", "follow_up_changed", "follow_up_due"):
@@ -503,6 +514,52 @@ def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
     return f"{line} · {counters}{responsible}\n\n"
 
 
+# ------------------------------------------------------------------ outbox and deliver
+
+
+OUTBOX_FIELDS = (
+    "reply_id", "deal_id", "channel", "chat_key", "client_id", "text", "author", "reply_at",
+    "business_connection_id", "phone_number_id", "state", "tries", "next_try_at", "sent_at", "remote_id", "error",
+)  # fmt: skip
+
+
+def outbox_output(entries: list[dict], fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
+    """The outbox as a table with a summary line, or as records for senders and scripts."""
+    if fmt in MACHINE_FORMATS:
+        return records(entries, OUTBOX_FIELDS, fmt, terminal)
+    rows = []
+    for e in entries:
+        state = e["state"]
+        if state == "waiting" and e["tries"]:
+            state = f"waiting (retry {times.display(e['next_try_at'], tz)})"
+        rows.append([
+            e["reply_id"], e["deal_id"], e["channel"], safe(e["chat_key"], single_line=True),
+            times.display(e["reply_at"], tz), paint(state, _DELIVERY_STYLE.get(e["state"], "dim"), color), e["tries"],
+            safe(e["text"], single_line=True, width=40), safe(e["error"], single_line=True, width=60),
+        ])
+    body = table(rows, ["REPLY", "DEAL", "CHANNEL", "CHAT", "AT", "STATE", "TRIES", "TEXT", "LAST ERROR"], fmt)
+    waiting = sum(1 for e in entries if e["state"] in ("waiting", "sending"))
+    failed = sum(1 for e in entries if e["state"] == "failed")
+    return body + f"{waiting} waiting · {failed} failed" + (f" · {len(entries)} shown" if len(entries) != waiting + failed else "") + "\n"
+
+
+def delivery_line(entry: dict) -> str:
+    """One reply a `deliver` run tried, and what came of it."""
+    where = f"reply {entry['reply_id']} (deal {entry['deal_id']}, {safe(entry['chat_key'], single_line=True)})"
+    state = entry["state"]
+    if state in ("sent", "delivered", "read"):
+        remote = f", remote id {safe(entry['remote_id'], single_line=True)}" if entry["remote_id"] else ""
+        return f"{where}: {state}{remote}"
+    error = safe(entry["error"], single_line=True)
+    if state == "failed":
+        return f"{where}: failed after {entry['tries']} tries, given up: {error}"
+    return f"{where}: try {entry['tries']} failed, retry at {entry['next_try_at']}: {error}"
+
+
+def delivery_summary(report) -> str:
+    done = sum(1 for e in report.tried if e["state"] in ("sent", "delivered", "read"))
+    return (f"deliver: {done} sent, {len(report.tried) - done} failed of {len(report.tried)} tried; "
+            f"{report.waiting} waiting ({report.later} after a back-off), {report.failed} given up")
 # ------------------------------------------------------------------ settings
 
 

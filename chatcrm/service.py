@@ -17,8 +17,10 @@ from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
+from chatcrm.rules import delivery as delivery_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
+from chatcrm.store import outbox as outbox_store
 from chatcrm.times import Moment
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ class Outcome:
     closed: bool = False  # complete: the open chat closed with it
     agent: str | None = None
     completed_at: str | None = None  # already_completed: when
+    queued: int | None = None  # reply: its id in the outbox, when its chat is a live channel's
+    channel: str | None = None
     due_at: str | None = None  # reminded: the follow-up's time (None: cleared)
     previous_due_at: str | None = None  # reminded: the follow-up it replaced or cleared
     note: str = ""
@@ -63,6 +67,9 @@ class IngestReport:
     events_added: int = 0
     present: int = 0
     directions_changed: int = 0
+    edited: int = 0  # stored messages whose text a later edit changed
+    statuses_added: int = 0  # what live channels said of delivered replies
+    skipped: int = 0  # live channels' updates chatcrm does not use
     invalid: list[Invalid] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
 
@@ -83,7 +90,7 @@ def ingest(
     `batches` yields (source name, format, events). An invalid record refuses the whole
     import unless `skip_invalid`, in which case it is reported and left out.
     """
-    from chatcrm.events import Invalid
+    from chatcrm.events import DeliveryStatus, Invalid, Skipped
     from chatcrm.store.batch import ImportBatch
 
     report = IngestReport()
@@ -97,6 +104,12 @@ def ingest(
                     if isinstance(event, Invalid):
                         _invalid(report, event, skip_invalid)
                         continue
+                    if isinstance(event, Skipped):
+                        report.skipped += 1
+                        continue
+                    if isinstance(event, DeliveryStatus):
+                        batch.add_status(event)
+                        continue
                     try:
                         batch.add(event)
                     except InvalidInput as error:
@@ -106,6 +119,8 @@ def ingest(
             report.events_added = batch.events_added
             report.present = batch.present
             report.directions_changed = batch.directions_changed
+            report.edited = batch.edited
+            report.statuses_added = batch.statuses_added
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -221,7 +236,12 @@ def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: st
         _not_before(now, target, "reply")
         event = Event("message", target["chat_key"], now, direction="agent", author=author, text=text, source="reply")
         _record(store, [event], count_stored_duplicates=True)
-    return Outcome("replied", deal["deal_id"], now, chat_id=target["chat_id"], chat_key=target["chat_key"])
+        queued = None
+        live = outbox_store.live_chat(store, target["chat_key"])
+        if live is not None:
+            queued = outbox_store.enqueue(store, queries.latest_message_id(store, event), live, now)
+    return Outcome("replied", deal["deal_id"], now, chat_id=target["chat_id"], chat_key=target["chat_key"],
+                   queued=queued, channel=live["channel"] if live else None)
 
 
 def close(
@@ -705,7 +725,8 @@ def timeline(store: Store, deal_ref: str, now: str | None = None) -> tuple[dict,
     """R10: the deal card's history in time order. Each activity entry carries its state
     at that moment: created active (Unread when a client opened the session), completed
     when it was completed; the deal (the header) carries its status at `now`. Follow-ups
-    (R11) show when they were set, changed and cleared, and when one's time came (by `now`)."""
+    (R11) show when they were set, changed and cleared, and when one's time came (by `now`). A reply to a live
+    channel carries its delivery state (`now` also tells whether a run holds it)."""
     deal = find_deal(store, deal_ref, now)
     chats = queries.deal_chats(store, deal["deal_id"])
     entries: list[tuple] = []
@@ -729,11 +750,15 @@ def timeline(store: Store, deal_ref: str, now: str | None = None) -> tuple[dict,
         if chat["completed_at"] is not None:
             add(chat["completed_at"], "activity_completed", order, **ids, state="completed")
         sessions_by_key.setdefault(chat["chat_key"], []).append((chat["opened_at"], order, chat))
-    for message in queries.deal_messages(store, deal["deal_id"]):
+    messages = queries.deal_messages(store, deal["deal_id"])
+    replies = outbox_store.by_message(store, [m["id"] for m in messages if m["direction"] == "agent"])
+    for message in messages:
         order, chat = _session_of(sessions_by_key.get(message["chat_key"], []), message["sent_at"])
+        queued = replies.get(message["id"])
         add(message["sent_at"], "message", order, chat_id=chat and chat["chat_id"],
             activity_id=chat and chat["activity_id"], direction=message["direction"],
-            author=message["author"], text=message["text"])
+            author=message["author"], text=message["text"],
+            **({"delivery": _sender_entry(queued, now)["state"]} if queued else {}))
     for assignment in queries.deal_assignments(store, deal["deal_id"]):
         sessions = sessions_by_key.get(assignment["chat_key"], [])
         named = [s for s in sessions if s[0] == assignment["session"]]
@@ -782,3 +807,86 @@ def _session_of(sessions: list[tuple[str, int, dict]], at: str) -> tuple[int, di
         if opened_at <= at:
             found = (order, chat)
     return found
+
+
+# ------------------------------------------------------------------ live channels: the outbox
+
+
+def _sender_entry(row: dict, now: str | None = None) -> dict:
+    """An outbox row as what a sender needs (README "Live channels": the outbox JSON)."""
+    telegram = row["channel"] == "telegram"
+    leased = bool(now and row["lease_until"] and row["lease_until"] > now)
+    entry = {
+        "reply_id": row["reply_id"],
+        "deal_id": row["deal_id"],
+        "channel": row["channel"],
+        "chat_key": row["chat_key"],
+        "client_id": row["recipient"],
+        "text": row["text"],
+        "author": row["author"],
+        "reply_at": row["reply_at"],
+        "business_connection_id": row["via"] if telegram else None,
+        "phone_number_id": None if telegram else row["via"],
+        "state": delivery_rule.state(row["channel"], sent=row["sent_at"] is not None,
+                                     given_up=row["given_up_at"] is not None, leased=leased,
+                                     status_rank=row["status_rank"]),
+        "tries": row["tries"],
+        "next_try_at": None if row["sent_at"] or row["given_up_at"] else row["next_try_at"],
+        "sent_at": row["sent_at"],
+        "remote_id": row["remote_id"],
+        "error": row["status_error"] or row["last_error"],
+    }
+    return entry
+
+
+def outbox(store: Store, *, now: str, everything: bool = False, limit: int | None = None) -> list[dict]:
+    """The replies waiting for a live channel (and the ones given up), in delivery order;
+    with `everything`, the delivered ones too."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    with store.read():
+        return [_sender_entry(row, now) for row in outbox_store.entries(store, everything=everything, limit=limit)]
+
+
+@dataclass
+class DeliveryReport:
+    """What one `deliver` run did: each reply tried, as its outbox entry after the try."""
+
+    tried: list[dict] = field(default_factory=list)
+    waiting: int = 0  # still to deliver after the run (due later, or held by another run)
+    later: int = 0  # ... of which due after a back-off
+    failed: int = 0  # given up, in all
+
+
+def deliver(store: Store, send, *, clock, owner: str, timeout: int = delivery_rule.DEFAULT_TIMEOUT_SECONDS,
+            limit: int | None = None) -> DeliveryReport:
+    """Hand each reply due to `send(entry) -> sender.SendResult`, one at a time, in order
+    per chat, and record the result (rules/delivery.py). `clock()` gives the time of each
+    step; `owner` names this run in the leases it takes.
+
+    Each reply is taken in its own write transaction, sent outside any transaction, and
+    its result recorded in another: other commands and other runs go on meanwhile."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    if timeout <= 0:
+        raise UsageError("--timeout must be more than 0 s")
+    report = DeliveryReport()
+    lease = delivery_rule.lease_seconds(timeout)
+    while limit is None or len(report.tried) < limit:
+        with store.write():
+            row = outbox_store.claim(store, clock(), owner, lease)
+        if row is None:
+            break
+        result = send(_sender_entry(row))
+        with store.write():
+            now = clock()
+            if result.ok:
+                outbox_store.record_sent(store, row["reply_id"], now, result.remote_id)
+            else:
+                outbox_store.record_failure(store, row["reply_id"], owner, now, result.error or "failed")
+            after = outbox_store.entry(store, row["reply_id"])
+        report.tried.append(_sender_entry(after, now))
+    with store.read():
+        counts = outbox_store.counts(store, clock())
+    report.waiting, report.later, report.failed = counts["waiting"], counts["later"], counts["failed"]
+    return report

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 from chatcrm.errors import UsageError
 from chatcrm.times import UTC
 
-FORMATS = ("jsonl", "csv", "telegram", "whatsapp", "messenger")
+FORMATS = ("jsonl", "csv", "telegram", "whatsapp", "messenger", "telegram-bot", "whatsapp-cloud")
 
 
 @dataclass
@@ -47,6 +47,10 @@ def reader(fmt: str):
         from chatcrm.importers import messenger
 
         return messenger.read
+    if fmt in ("telegram-bot", "whatsapp-cloud"):
+        from chatcrm.importers import telegram_bot, whatsapp_cloud
+
+        return telegram_bot.read if fmt == "telegram-bot" else whatsapp_cloud.read
     raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
 
 

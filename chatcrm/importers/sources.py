@@ -168,6 +168,11 @@ def detect(head: bytes, path: str) -> str:
     stripped = text.lstrip()
     if not stripped:
         raise InvalidInput(f"{name}: the file is empty; there is nothing to import")
+    from chatcrm.importers.live import detect as detect_live
+
+    live = detect_live(stripped)
+    if live:
+        return live
     if b"\0" in stripped[:4096]:
         raise InvalidInput(f"{name}:1: binary data (a NUL byte), not a chat export")
     decoded = stripped.decode("utf-8", errors="replace")

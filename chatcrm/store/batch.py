@@ -46,6 +46,8 @@ class ImportBatch:
         self.events_added = 0
         self.present = 0
         self.directions_changed = 0
+        self.edited = 0
+        self.statuses_added = 0
         conn = store.conn
         # (max() of a rowid is one lookup, where an EXISTS would start a scan)
         self._empty = conn.execute("SELECT max(id) FROM messages").fetchone()[0] is None
@@ -54,6 +56,9 @@ class ImportBatch:
         self._message_rows: list[tuple] = []
         self._event_rows: list[tuple] = []
         self._assignment_rows: list[tuple] = []
+        self._edit_rows: list[tuple] = []
+        self._status_rows: list[tuple] = []
+        self._live: dict[str, tuple] = {}  # chat key -> (at, LiveChat) of its latest live message
         self._reminder_rows: list[tuple] = []
         self._deal_hints: dict[str, int] = {}
         self._channels: dict[str, str] = {}
@@ -119,7 +124,15 @@ class ImportBatch:
             else:
                 prefix = identity.content_prefix(at, event.author, event.text)
                 uid = identity.content_uid(prefix, self._occurrences.next(event.chat, prefix))
-            self._message_rows.append((event.chat, uid, event.direction, event.author, event.text, at, event.line))
+            self._message_rows.append(
+                (event.chat, uid, event.direction, event.author, event.text, at, event.line, event.edited_at)
+            )
+            if event.edited_at is not None:
+                self._edit_rows.append((event.text, event.edited_at, event.chat, uid))
+            if event.live is not None:
+                known = self._live.get(event.chat)
+                if known is None or (at, event.live.via or "") >= (known[0], known[1].via or ""):
+                    self._live[event.chat] = (at, event.live)
             if len(self._message_rows) >= FLUSH_EVERY:
                 self._flush()
         elif event.type == "assign":
@@ -129,6 +142,10 @@ class ImportBatch:
             self._reminder_rows.append((event.chat, at, event.session or "", event.due_at or "", event.note or ""))
         else:
             self._event_rows.append((event.chat, event.type, at, event.session or ""))
+
+    def add_status(self, status) -> None:
+        """Record what a channel said of a message chatcrm sent (an events.DeliveryStatus)."""
+        self._status_rows.append((status.remote_id, status.status, status.at, status.error))
 
     def _count_stored(self, chat_key: str, prefix: str) -> int:
         """How many id-less messages with this content are stored (a reply's occurrence)."""
@@ -153,8 +170,8 @@ class ImportBatch:
             # (Without the index nothing is ignored here: _build_index finds the repeats.)
             rows.sort(key=_index_order)
             cursor = conn.executemany(
-                "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO messages (chat_key, uid, direction, author, text, sent_at, seq, edited_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
             present = len(rows) - cursor.rowcount
@@ -223,6 +240,7 @@ class ImportBatch:
             search.index_messages_after(self.store.conn, self._search_after)
             self._search_after = None
         if not self.keys:
+            self._finish_live()
             return
         conn = self.store.conn
         # Deals this import creates: first their earliest event, then (the same dict, so
@@ -261,6 +279,37 @@ class ImportBatch:
             search.index_deals(conn, sorted(unwritten_ids))
         else:
             projection.refresh(self.store, keys, hints=self._session_hints, new_deals=unwritten_ids)
+        self._finish_live()
+
+    def _finish_live(self) -> None:
+        """Edits, live chats and delivery statuses, once every message row is written."""
+        conn = self.store.conn
+        if self._edit_rows:
+            # The latest edit wins, whatever order the edits come in (equal times: the
+            # greater text, so that the result never depends on the order either).
+            self.edited += conn.executemany(
+                "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_key = ?3 AND uid = ?4 "
+                "AND (edited_at IS NULL OR edited_at < ?2 OR (edited_at = ?2 AND text < ?1))",
+                self._edit_rows,
+            ).rowcount
+            self._edit_rows = []
+        if self._live:
+            conn.executemany(_SAVE_LIVE_CHAT, (
+                (key, live.channel, live.recipient, live.via, at if live.via else None)
+                for key, (at, live) in self._live.items()
+            ))
+            self._live = {}
+        if self._status_rows:
+            cursor = conn.executemany(
+                "INSERT INTO delivery_statuses (remote_id, status, at, error) VALUES (?,?,?,?) "
+                "ON CONFLICT (remote_id, status) DO UPDATE SET at = min(at, excluded.at), "
+                "error = coalesce(error, excluded.error) WHERE excluded.at < at",
+                self._status_rows,
+            )
+            before = len(self._status_rows)
+            self._status_rows = []
+            self.statuses_added += cursor.rowcount
+            self.present += before - cursor.rowcount
 
 
 def _earliest_column(column: str) -> str:
@@ -281,4 +330,17 @@ ON CONFLICT (key) DO UPDATE SET
     {_earliest_column('contact')},
     {_earliest_column('title')},
     first_at = min(excluded.first_at, chat_keys.first_at)
+"""
+
+# Where a live chat's replies go: its channel and client stay; the account it came
+# through is the one its latest message named (a Telegram Business connection can change).
+_SAVE_LIVE_CHAT = """
+INSERT INTO live_chats (chat_key, channel, recipient, via, via_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (chat_key) DO UPDATE SET
+    via = CASE WHEN excluded.via_at IS NOT NULL AND (live_chats.via_at IS NULL OR excluded.via_at > live_chats.via_at
+                    OR (excluded.via_at = live_chats.via_at AND excluded.via > live_chats.via))
+          THEN excluded.via ELSE live_chats.via END,
+    via_at = CASE WHEN excluded.via_at IS NOT NULL AND (live_chats.via_at IS NULL OR excluded.via_at > live_chats.via_at
+                    OR (excluded.via_at = live_chats.via_at AND excluded.via > live_chats.via))
+          THEN excluded.via_at ELSE live_chats.via_at END
 """

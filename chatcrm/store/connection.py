@@ -30,6 +30,7 @@ SCHEMA = (
     "m005_search_and_idle_index",
     "m006_stored_waits",
     "m007_follow_ups",
+    "m008_live_channels",
 )
 
 

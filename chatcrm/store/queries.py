@@ -75,6 +75,17 @@ def deal_messages(store: Store, deal_id: int) -> list[dict]:
     )
 
 
+def latest_message_id(store: Store, event) -> int:
+    """The id of the id-less message just recorded for `event` (its latest occurrence)."""
+    from chatcrm.rules import identity
+
+    prefix = identity.content_prefix(event.at, event.author, event.text)
+    return store.conn.execute(
+        "SELECT max(id) FROM messages WHERE chat_key = ? AND uid >= ? AND uid < ?",
+        [event.chat, prefix, prefix + "\uffff"],
+    ).fetchone()[0]
+
+
 def deal_assignments(store: Store, deal_id: int) -> list[dict]:
     return store.rows(
         """

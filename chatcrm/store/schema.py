@@ -404,3 +404,54 @@ def m007_follow_ups(db) -> None:
         _queue_view_m007(),
     ):
         db.execute(statement)
+
+
+@migrations()
+def m008_live_channels(db) -> None:
+    """Live channels: a message's latest edit; where each live chat's replies go; the
+    outbox of replies to deliver, and what the channels said of the ones delivered."""
+    for statement in (
+        # The time of the edit whose text a message holds (NULL: never edited).
+        "ALTER TABLE messages ADD COLUMN edited_at TEXT",
+        """
+        CREATE TABLE live_chats (
+            chat_key TEXT PRIMARY KEY REFERENCES chat_keys(key),
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            via TEXT,
+            via_at TEXT
+        )
+        """,
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            via TEXT,
+            reply_at TEXT NOT NULL,
+            tries INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_until TEXT,
+            sent_at TEXT,
+            remote_id TEXT,
+            last_error TEXT,
+            given_up_at TEXT
+        )
+        """,
+        "CREATE INDEX outbox_chat ON outbox (chat_key, reply_at, id)",
+        "CREATE INDEX outbox_pending ON outbox (reply_at, id) WHERE sent_at IS NULL AND given_up_at IS NULL",
+        "CREATE INDEX outbox_remote ON outbox (remote_id) WHERE remote_id IS NOT NULL",
+        """
+        CREATE TABLE delivery_statuses (
+            remote_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (remote_id, status)
+        )
+        """,
+    ):
+        db.execute(statement)
