@@ -259,6 +259,8 @@ def ingest(
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
+    now = _clock()
+    identified = [service.ImportedFile(importers.source_name(path), _sha256(path)) for path in files]
     store = _store(db)
 
     def sources():
@@ -266,10 +268,30 @@ def ingest(
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
                 yield importers.read_source(path, fmt, options, progress)
 
-    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run)
+    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run, now=now,
+                            files=identified, tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
+    for reimport in report.reimports:
+        typer.echo(render.reimport_line(reimport), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
+
+
+def _sha256(path: str) -> str | None:
+    """The SHA-256 of a file's bytes, which identify it in the change log; None for
+    stdin (read once) and for what cannot be read (the import then says why)."""
+    import hashlib
+
+    if path == "-":
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 @app.command(epilog=_examples('chatcrm reply 3 "Hola Marta, tu pedido sale hoy."', 'chatcrm reply --author Elena D-1042 "Te reenvío la factura ahora."', 'chatcrm reply 3 -- "-10 % en tu próximo pedido"', 'echo "Texto largo" | chatcrm reply 3 -'))
@@ -558,6 +580,45 @@ def _write_atomically(path: str, write) -> int:
         os.unlink(temporary)
         raise
     return result
+
+
+@app.command(epilog=_examples('chatcrm changes', 'chatcrm changes --limit 5', 'chatcrm changes -f json'))
+def changes(
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show the N latest changes.")] = None,
+    fmt: Format = None,
+    tz: TzShow = None,
+    db: Db = None,
+) -> None:
+    """Show the change log: every import and command that wrote, newest first.
+
+    Each change's number, time, what it was (the command and its arguments; for an import
+    each file with its SHA-256, format and options), what it added, and whether it was
+    undone. `chatcrm undo CHANGE` takes one back.
+    """
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt)
+    display = _display_zone(tz)
+    rows = service.change_log(_store(db), limit)
+    sys.stdout.write(render.changes_output(rows, fmt, display))
+
+
+@app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
+def undo(
+    change: Annotated[str, typer.Argument(metavar="CHANGE", help="The change's number, as `chatcrm changes` shows it.")],
+    tz: TzShow = None,
+    db: Db = None,
+) -> None:
+    """Take a change back: an import, a reply, a close, a completion or an assignment.
+
+    Removes exactly the facts only that change brought (a message another import also
+    brought stays), gives back the directions it changed, and every state follows: deals
+    and chats left with nothing disappear. The undo is recorded as a change too.
+    """
+    from chatcrm import render, service
+
+    now, zone = _clock(), _display_zone(tz)
+    typer.echo(render.undo_line(service.undo(_store(db), change, now=now), zone))
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))

@@ -22,7 +22,13 @@ UPGRADE_NOTICE_BYTES = 50 << 20  # an upgrade of a smaller database is quick: no
 MIGRATION_SET = "chatcrm"
 # The migrations of chatcrm.store.schema, in order (a test checks that they agree): a
 # database that has applied all of them needs nothing from sqlite-utils.
-SCHEMA = ("m001_initial", "m002_assignments", "m003_messages_key_index", "m004_identity_without_direction")
+SCHEMA = (
+    "m001_initial",
+    "m002_assignments",
+    "m003_messages_key_index",
+    "m004_identity_without_direction",
+    "m005_change_log",
+)
 
 
 class Store:

@@ -8,7 +8,7 @@ large the database.
 from __future__ import annotations
 
 from chatcrm.rules.statuses import GREY, RANK
-from chatcrm.store import projection
+from chatcrm.store import changes, projection
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
@@ -39,6 +39,7 @@ def check(store: Store, most: int = CHECK_MOST) -> list[str]:
         f"foreign key: {table} row {rowid} points to a missing {parent}"
         for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
     ]
+    problems += changes.problems(store)
     differing: dict[str, tuple[dict, dict]] = {}
     with store.write():
         for kind, sql in _DERIVED_STATES.items():
@@ -84,7 +85,7 @@ def check(store: Store, most: int = CHECK_MOST) -> list[str]:
 def counts(store: Store) -> dict[str, int]:
     return {
         table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in COUNTED_TABLES
-    }
+    } | {"changes": changes.count(store)}
 
 
 def _state_key(row: dict):
