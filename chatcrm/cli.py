@@ -606,7 +606,6 @@ def changes(
 @app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
 def undo(
     change: Annotated[str, typer.Argument(metavar="CHANGE", help="The change's number, as `chatcrm changes` shows it.")],
-    tz: TzShow = None,
     db: Db = None,
 ) -> None:
     """Take a change back: an import, a reply, a close, a completion or an assignment.
@@ -617,8 +616,7 @@ def undo(
     """
     from chatcrm import render, service
 
-    now, zone = _clock(), _display_zone(tz)
-    typer.echo(render.undo_line(service.undo(_store(db), change, now=now), zone))
+    typer.echo(render.undo_line(service.undo(_store(db), change, now=_clock())))
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))

@@ -233,7 +233,7 @@ def reimport_line(reimport) -> str:
     )
 
 
-def undo_line(outcome, tz: tzinfo | None) -> str:
+def undo_line(outcome) -> str:
     """What `undo` did (service.UndoOutcome), in one sentence."""
     o = outcome
     if not o.changed:

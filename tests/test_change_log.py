@@ -347,3 +347,14 @@ def test_facts_stored_before_the_change_log_belong_to_one_change_that_can_be_und
     ok("undo", "1")
     assert [d["deal_id"] for d in ok("list", "-f", "json").json()] == [3]
     assert ok("check").out.startswith("ok:")
+
+
+def test_recording_a_large_first_import_links_in_bulk_and_leaves_the_fact_index_built(tmp_path):
+    """(Tests write every 3 messages: this import takes the bulk path a large one takes.)"""
+    ok("ingest", DAY)
+    indexes = rows(db_path(tmp_path), "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'change_facts'")
+    assert ("change_facts_fact",) in indexes
+    ok("ingest", DAY)
+    plan = rows(db_path(tmp_path), "EXPLAIN QUERY PLAN SELECT change_id FROM change_facts WHERE fact_table = 'messages' "
+                                   "AND fact_id = 1")
+    assert "change_facts_fact" in plan[0][3]

@@ -64,6 +64,7 @@ class ImportBatch:
         self._last_ids = {
             table: conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0 for table in FACT_TABLES
         } if change_id is not None else {}
+        self._no_links = change_id is not None and conn.execute("SELECT 1 FROM change_facts LIMIT 1").fetchone() is None
         conn.execute("PRAGMA defer_foreign_keys=ON")
 
     def start_file(self) -> None:
@@ -238,12 +239,21 @@ class ImportBatch:
         ids that were the last before it (in id order, so each link lands at the end)."""
         if self.change_id is None:
             return
+        from chatcrm.store.schema import CHANGE_FACTS_INDEX
+
+        conn = self.store.conn
+        # The first links of a large import: the fact index is built once, at the end.
+        bulk = self._no_links and (conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) >= FLUSH_EVERY
+        if bulk:
+            conn.execute("DROP INDEX change_facts_fact")
         for table, last in self._last_ids.items():
-            self.store.conn.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
                 f"SELECT ?, '{table}', id FROM {table} WHERE id > ? ORDER BY id",
                 [self.change_id, last],
             )
+        if bulk:
+            conn.execute(CHANGE_FACTS_INDEX)
 
     def finish(self) -> None:
         """Bind new chat keys to deals, save what the events said, re-derive the states."""

@@ -70,6 +70,8 @@ ORDER BY d.status_rank, d.queue_key, d.id
 """
 
 MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
+# Which changes brought a fact (m005); a large first import builds it once at its end.
+CHANGE_FACTS_INDEX = "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)"
 
 
 @migrations()
@@ -292,7 +294,7 @@ def m005_change_log(db) -> None:
             PRIMARY KEY (change_id, fact_table, fact_id)
         ) WITHOUT ROWID
         """,
-        "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)",
+        CHANGE_FACTS_INDEX,
         """
         CREATE TABLE change_keys (
             change_id INTEGER NOT NULL REFERENCES changes(id),
