@@ -298,6 +298,25 @@ def test_reimport_with_other_agents_says_so_changes_directions_and_undo_gives_th
     assert ok("check").out.startswith("ok:")
 
 
+def test_undo_each_message_that_stays_takes_the_direction_of_the_latest_change_that_brought_it(tmp_path):
+    def file(name, direction):
+        return write_jsonl(tmp_path / name, [msg("wa:1", "2026-11-24T09:00:00Z", direction, id="1"),
+                                             msg("wa:1", "2026-11-24T09:01:00Z", "client", id="2")])
+
+    def direction():
+        return rows(db_path(tmp_path), "SELECT direction FROM messages WHERE uid = 'id:1'")[0][0]
+
+    ok("ingest", file("a.jsonl", "client"))  # 1
+    ok("ingest", file("b.jsonl", "agent"))  # 2: says agent
+    ok("ingest", file("c.jsonl", "agent"))  # 3: says agent too
+    assert direction() == "agent"
+    ok("undo", "2")
+    assert direction() == "agent"  # change 3 still says so
+    ok("undo", "3")
+    assert direction() == "client"  # only change 1 is left
+    assert ok("check").out.startswith("ok:")
+
+
 def test_reimport_of_stdin_is_recorded_without_a_digest(tmp_path):
     ok("ingest", "-", input=DAY.read_text(encoding="utf-8"))
     assert changes_json()[0]["files"][0] == {"name": "<stdin>", "sha256": None, "format": "jsonl", "tz": "UTC",
@@ -314,6 +333,8 @@ def test_reimport_of_stdin_is_recorded_without_a_digest(tmp_path):
      "change log: change 1 is linked to chat_events row 999, which does not exist"),
     ("UPDATE changes SET messages_added = 40 WHERE id = 1",
      "change log: change 1 says it added 45 fact(s) (0 already present) but is linked to 28"),
+    ("UPDATE messages SET direction = 'agent' WHERE id = 1 AND direction = 'client'",
+     "change log: message 1's direction is not the one the latest change that brought it says"),
     ("UPDATE changes SET undone_by = 1 WHERE id = 1",
      "change log: change 1 is marked undone by change 1, which is no undo of it"),
 ])
@@ -358,3 +379,96 @@ def test_recording_a_large_first_import_links_in_bulk_and_leaves_the_fact_index_
     plan = rows(db_path(tmp_path), "EXPLAIN QUERY PLAN SELECT change_id FROM change_facts WHERE fact_table = 'messages' "
                                    "AND fact_id = 1")
     assert "change_facts_fact" in plan[0][3]
+
+
+# ------------------------------------------------------------------ order independence, generated
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from chatcrm import service  # noqa: E402
+from chatcrm.store import open_store  # noqa: E402
+from tests.helpers import events as as_events  # noqa: E402
+
+_CHATS = ("wa:1", "wa:2", "tg:3")
+
+
+@st.composite
+def _event(draw):
+    chat = draw(st.sampled_from(_CHATS))
+    minute = draw(st.integers(0, 6))
+    at = f"2026-11-24T09:{minute:02d}:00Z"
+    kind = draw(st.sampled_from(("message", "message", "message", "close", "complete")))
+    record = {"type": kind, "chat": chat, "at": at}
+    if kind == "message":
+        # One message a minute, the same in every file (the same export, read again): its
+        # direction may differ (employees named differently). (A fact two imports share
+        # keeps what the first one stored of it: its line, that orders it within its second.)
+        record.update({"from": draw(st.sampled_from(("client", "agent"))), "author": "A", "text": f"m{minute}"})
+        if minute % 2:
+            record["id"] = f"{chat}-{minute}"
+    if draw(st.booleans()):
+        record["contact"] = draw(st.sampled_from(("Ana", "Bea")))
+    if draw(st.integers(0, 4)) == 0:
+        record["title"] = draw(st.sampled_from(("Pedido 1", "Pedido 2")))
+    return record
+
+
+def _snapshot(store) -> dict:
+    """Every fact and derived state, without ids (which depend on the order things were seen)."""
+    queries = {
+        "messages": "SELECT chat_key, uid, direction, author, text, sent_at FROM messages",
+        "chat_events": "SELECT chat_key, kind, at, session FROM chat_events",
+        "chat_keys": "SELECT k.key, d.key, k.channel, k.contact, k.title, k.first_at FROM chat_keys k "
+                     "JOIN deals d ON d.id = k.deal_id",
+        "deals": "SELECT d.key, d.title, c.name, d.created_at, d.status, d.waiting_since, d.oldest_active_at, "
+                 "d.open_chats, d.active_activities, d.last_message_at, d.last_event_at, d.responsible "
+                 "FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+        "chats": "SELECT c.chat_key, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, c.first_response_at, "
+                 "c.last_message_at, c.messages, c.responsible, a.created_at, a.completed_at "
+                 "FROM chats c JOIN activities a ON a.chat_id = c.id",
+    }
+    return {name: sorted(store.conn.execute(sql).fetchall(), key=repr) for name, sql in queries.items()}
+
+
+def _import(store, records, name):
+    service.ingest(store, [(name, "jsonl", as_events(records, name))], now=NOW,
+                   files=[service.ImportedFile(name)])
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.lists(_event(), min_size=1, max_size=8, unique_by=lambda r: (r["chat"], r["at"], r["type"])),
+                      min_size=2, max_size=4), data=st.data())
+def test_order_independence_undoing_any_import_gives_the_state_of_importing_the_others(tmp_path_factory, files,
+                                                                                       data):
+    undone = data.draw(st.integers(0, len(files) - 1))
+    folder = tmp_path_factory.mktemp("undo")
+    with_undo, without = open_store(folder / "undo.db"), open_store(folder / "without.db")
+    try:
+        for n, records in enumerate(files):
+            _import(with_undo, records, f"f{n}.jsonl")
+        service.undo(with_undo, str(undone + 1), now=NOW)
+        for n, records in enumerate(files):
+            if n != undone:
+                _import(without, records, f"f{n}.jsonl")
+        assert _snapshot(with_undo) == _snapshot(without)
+        from chatcrm.store import verify
+
+        assert verify.check(with_undo) == []
+    finally:
+        with_undo.close()
+        without.close()
+
+
+def test_recording_a_message_an_import_names_twice_is_linked_with_the_direction_it_keeps(tmp_path):
+    ok("ingest", DAY)
+    twice = write_jsonl(tmp_path / "twice.jsonl", [msg("wa:9", "2026-11-24T09:00:00Z", "client", id="x"),
+                                                  msg("wa:9", "2026-11-24T09:00:00Z", "agent", id="x")])
+    ok("ingest", twice)
+    ok("ingest", twice)
+    kept = rows(db_path(tmp_path), "SELECT direction FROM messages WHERE uid = 'id:x'")[0][0]
+    said = rows(db_path(tmp_path), "SELECT l.direction FROM change_facts l JOIN messages m ON m.id = l.fact_id "
+                                   "WHERE l.fact_table = 'messages' AND m.uid = 'id:x' ORDER BY l.change_id")
+    assert said == [(kept,), (kept,)]
+    assert ok("check").out.startswith("ok:")

@@ -160,12 +160,12 @@ class ImportBatch:
             self.messages_added += cursor.rowcount
             self.present += present
             if present and not self._index_dropped and self.change_id is not None:
-                # Stored already: linked to this change too, with the direction it had
-                # when this import says another (undo gives it back).
+                # Stored already: linked to this change too, with the direction it says
+                # (undoing a change gives each message the direction of the latest
+                # change that is not undone).
                 conn.executemany(
-                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id, direction_before) "
-                    "SELECT ?, 'messages', id, CASE WHEN direction <> ? THEN direction END FROM messages "
-                    "WHERE chat_key = ? AND uid = ?",
+                    "INSERT OR REPLACE INTO change_facts (change_id, fact_table, fact_id, direction) "
+                    "SELECT ?, 'messages', id, ? FROM messages WHERE chat_key = ? AND uid = ?",
                     ((self.change_id, r[2], r[0], r[1]) for r in rows),
                 )
             if present and not self._index_dropped:
@@ -248,8 +248,9 @@ class ImportBatch:
             conn.execute("DROP INDEX change_facts_fact")
         for table, last in self._last_ids.items():
             conn.execute(
-                "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
-                f"SELECT ?, '{table}', id FROM {table} WHERE id > ? ORDER BY id",
+                "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id, direction) "
+                f"SELECT ?, '{table}', id, {'direction' if table == 'messages' else 'NULL'} FROM {table} "
+                "WHERE id > ? ORDER BY id",
                 [self.change_id, last],
             )
         if bulk:

@@ -134,18 +134,17 @@ def undo(store: Store, change_id: int, undo_id: int) -> Undone:
         "DELETE FROM change_facts WHERE (fact_table, fact_id) IN (SELECT fact_table, fact_id FROM temp.orphans)"
     )
     result.kept = linked - result.removed
-    # Directions it changed, given back where no later live change said them anew.
+    # Each message it brought that stays takes the direction the latest live change says.
     restore = conn.execute(
-        "SELECT l.direction_before, l.fact_id FROM change_facts l WHERE l.change_id = ? "
-        "AND l.fact_table = 'messages' AND l.direction_before IS NOT NULL AND NOT EXISTS ("
-        "SELECT 1 FROM change_facts o JOIN changes c ON c.id = o.change_id WHERE o.fact_table = 'messages' "
-        "AND o.fact_id = l.fact_id AND o.change_id > l.change_id AND o.direction_before IS NOT NULL "
-        "AND c.undone_by IS NULL)",
+        "SELECT l.fact_id, (SELECT o.direction FROM change_facts o JOIN changes c ON c.id = o.change_id "
+        "WHERE o.fact_table = 'messages' AND o.fact_id = l.fact_id AND c.undone_by IS NULL "
+        "ORDER BY o.change_id DESC LIMIT 1) FROM change_facts l WHERE l.change_id = ? AND l.fact_table = 'messages'",
         [change_id],
-    ).fetchall()
+    )
     result.directions_restored = conn.executemany(
-        "UPDATE messages SET direction = ? WHERE id = ? AND direction <> ?", ((d, i, d) for d, i in restore)
-    ).rowcount if restore else 0
+        "UPDATE messages SET direction = ? WHERE id = ? AND direction <> ?",
+        ((said, fact_id, said) for fact_id, said in restore if said is not None),
+    ).rowcount
     conn.execute("DROP TABLE temp.orphans")
     result.deals_removed = _rederive(store, keys)
     return result
@@ -214,7 +213,7 @@ def problems(store: Store) -> list[str]:
     live change, every link to a fact that exists, and each live change's links agree
     with what it says it added."""
     conn = store.conn
-    found = []
+    found: list[str] = []
     for table in FACT_TABLES:
         for (fact_id,) in conn.execute(
             f"SELECT f.id FROM {table} f WHERE NOT EXISTS (SELECT 1 FROM change_facts l JOIN changes c "
@@ -227,6 +226,13 @@ def problems(store: Store) -> list[str]:
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.id = l.fact_id) ORDER BY l.fact_id LIMIT 100"
         ):
             found.append(f"change log: change {change_id} is linked to {table} row {fact_id}, which does not exist")
+    for (fact_id,) in conn.execute(
+        "SELECT m.id FROM messages m WHERE m.direction IS NOT (SELECT l.direction FROM change_facts l "
+        "JOIN changes c ON c.id = l.change_id WHERE l.fact_table = 'messages' AND l.fact_id = m.id "
+        "AND c.undone_by IS NULL ORDER BY l.change_id DESC LIMIT 1) ORDER BY m.id LIMIT 100"
+    ):
+        found.append(f"change log: message {fact_id}'s direction is not the one the latest change that brought "
+                     "it says")
     for change_id, added, present, links in conn.execute(
         "SELECT c.id, c.messages_added + c.events_added, c.present, "
         "(SELECT count(*) FROM change_facts l WHERE l.change_id = c.id) FROM changes c "

@@ -290,7 +290,7 @@ def m005_change_log(db) -> None:
             change_id INTEGER NOT NULL REFERENCES changes(id),
             fact_table TEXT NOT NULL CHECK (fact_table IN ('messages', 'chat_events', 'assignments')),
             fact_id INTEGER NOT NULL,
-            direction_before TEXT,
+            direction TEXT,
             PRIMARY KEY (change_id, fact_table, fact_id)
         ) WITHOUT ROWID
         """,
@@ -325,7 +325,8 @@ def m005_change_log(db) -> None:
     )
     for table in ("messages", "chat_events", "assignments"):
         conn.execute(
-            f"INSERT INTO change_facts (change_id, fact_table, fact_id) SELECT 1, '{table}', id FROM {table} ORDER BY id"
+            f"INSERT INTO change_facts (change_id, fact_table, fact_id, direction) SELECT 1, '{table}', id, "
+            f"{'direction' if table == 'messages' else 'NULL'} FROM {table} ORDER BY id"
         )
     conn.execute(
         "INSERT INTO change_keys (change_id, chat_key, channel, channel_at, contact, contact_at, title, title_at, "
