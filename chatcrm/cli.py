@@ -210,7 +210,9 @@ def _store(db: str | None):
 
 def _hint_if_empty(store) -> None:
     """On an empty database, say once on stderr how to begin; stdout is left as it is."""
-    if store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None:
+    from chatcrm.store import queries
+
+    if queries.is_empty(store):
         typer.echo(
             "hint: the database is empty; import a chat export with `chatcrm ingest FILE` "
             "(the README's sample day: chatcrm ingest fixtures/support-day.jsonl)",
@@ -244,6 +246,11 @@ def ingest(
     chat: Annotated[
         Optional[str], typer.Option("--chat", metavar="KEY", help="The chat key, for an export that does not say it.")
     ] = None,
+    year: Annotated[
+        Optional[int],
+        typer.Option("--year", metavar="YYYY", min=1970, max=2100,
+                     help="The year of WhatsApp dates written without one (old Android: `Mar 5, 8:11 PM`)."),
+    ] = None,
     tz: TzImport = None,
     db: Db = None,
 ) -> None:
@@ -256,20 +263,24 @@ def ingest(
     """
     from chatcrm import importers, render, service
 
-    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat)
+    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
     now = _clock()
     identified = [service.ImportedFile(importers.source_name(path), _sha256(path)) for path in files]
+    input_of: list[int] = []  # for each source read, the input it came from
     store = _store(db)
 
     def sources():
-        for path in files:
+        for index, path in enumerate(files):
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
-                yield importers.read_source(path, fmt, options, progress)
+                for source in importers.read_sources(path, fmt, options, progress):
+                    input_of.append(index)
+                    yield source
 
-    report = service.ingest(store, sources(), skip_invalid=skip_invalid, dry_run=dry_run, now=now,
-                            files=identified, tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
+    report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
+                            dry_run=dry_run, now=now, files=identified, input_of=input_of,
+                            tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
     for reimport in report.reimports:
@@ -278,11 +289,11 @@ def ingest(
 
 
 def _sha256(path: str) -> str | None:
-    """The SHA-256 of a file's bytes, which identify it in the change log; None for
-    stdin (read once) and for what cannot be read (the import then says why)."""
+    """The SHA-256 of a file's (or a ZIP's) bytes, which identify it in the change log;
+    None for stdin (read once), a folder, and what cannot be read (the import says why)."""
     import hashlib
 
-    if path == "-":
+    if path == "-" or not os.path.isfile(path):
         return None
     digest = hashlib.sha256()
     try:
@@ -589,9 +600,9 @@ def changes(
     tz: TzShow = None,
     db: Db = None,
 ) -> None:
-    """Show the change log: every import and command that wrote, newest first.
+    """Show the change log, newest first.
 
-    Each change's number, time, what it was (the command and its arguments; for an import
+    Every import and command that wrote is a change: its number, time, what it was (the command and its arguments; for an import
     each file with its SHA-256, format and options), what it added, and whether it was
     undone. `chatcrm undo CHANGE` takes one back.
     """
@@ -608,9 +619,9 @@ def undo(
     change: Annotated[str, typer.Argument(metavar="CHANGE", help="The change's number, as `chatcrm changes` shows it.")],
     db: Db = None,
 ) -> None:
-    """Take a change back: an import, a reply, a close, a completion or an assignment.
+    """Take a change back.
 
-    Removes exactly the facts only that change brought (a message another import also
+    An import, a reply, a close, a completion or an assignment. Removes exactly the facts only that change brought (a message another import also
     brought stays), gives back the directions it changed, and every state follows: deals
     and chats left with nothing disappear. The undo is recorded as a change too.
     """

@@ -59,12 +59,7 @@ class Session:
 
     @property
     def unread(self) -> bool:
-        return is_unread(self.closed_at, self.waiting_since)
-
-
-def is_unread(closed_at: str | None, waiting_since: str | None) -> bool:
-    """R2/R5: a session is unread while it is open and a client waits for an answer."""
-    return closed_at is None and waiting_since is not None
+        return statuses.is_unread(self.closed_at, self.waiting_since)
 
 
 _CLOSE, _COMPLETE, _ASSIGN = FACT_RANK["close"], FACT_RANK["complete"], FACT_RANK["assign"]

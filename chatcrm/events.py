@@ -1,4 +1,4 @@
-"""The events importers produce and the store records (SPEC §4)."""
+"""The events importers produce and the store records (docs/rules.md, "The event format")."""
 
 from __future__ import annotations
 

@@ -77,9 +77,11 @@ def check_format(fmt: str | None) -> str:
     """`--format`: json, jsonl, csv or a tabulate style (default: a plain table)."""
     if fmt is None:
         return DEFAULT_TABLE
-    from tabulate import tabulate_formats
+    if fmt in MACHINE_FORMATS:
+        return fmt
+    from tabulate import tabulate_formats  # only when a table is printed
 
-    if fmt in MACHINE_FORMATS or fmt in tabulate_formats:
+    if fmt in tabulate_formats:
         return fmt
     raise UsageError(
         f"unknown --format {fmt!r} (use json, jsonl, csv, or a table style such as "
@@ -137,7 +139,7 @@ def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
 
 
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
-    """Native event records (SPEC §4) as JSON Lines or CSV, one at a time; returns the count."""
+    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at a time; returns the count."""
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS

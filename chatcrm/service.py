@@ -10,19 +10,21 @@ concurrent commands cannot act on a stale view.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
-from chatcrm.derive import is_unread
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
-from chatcrm.events import Event, Invalid
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import statuses
-from chatcrm.store import Store, changes, queries
-from chatcrm.store.batch import ImportBatch
-from chatcrm.store.facts import facts
+from chatcrm.store import Store, queries
 from chatcrm.times import Moment
+
+if TYPE_CHECKING:
+    from chatcrm.events import Event, Invalid
+
+# What only writing needs (the import batch, the events, the fact streams) is imported
+# where it is used, so that reading commands start quickly.
 
 
 @dataclass
@@ -77,8 +79,8 @@ class IngestReport:
 
 @dataclass
 class ImportedFile:
-    """A file an import reads, as the change log records it: its name and the SHA-256
-    of its bytes (None for stdin, which cannot be read twice)."""
+    """An input an import reads, as the change log records it: its name and the SHA-256
+    of its bytes (None for stdin, which cannot be read twice, and for a folder)."""
 
     name: str
     sha256: str | None = None
@@ -96,6 +98,7 @@ def ingest(
     dry_run: bool = False,
     now: str | None = None,
     files: list[ImportedFile] | None = None,
+    input_of: list[int] | None = None,
     tz: str | None = None,
     agents: Iterable[str] = (),
     chat: str | None = None,
@@ -103,18 +106,24 @@ def ingest(
     """Import events from several sources in one transaction (all or nothing), recorded
     as one change at `now` (a dry run records nothing).
 
-    `batches` yields (source name, format, events); `files` names them in the same order
-    with their SHA-256, and `tz`, `agents`, `chat` are the options they were read with
-    (the change log keeps them). An invalid record refuses the whole import unless
+    `batches` yields (source name, format, events). `files` are the inputs named (a file,
+    a ZIP or a folder: one or several batches each) with their SHA-256; batch i was read
+    from `files[input_of[i]]` (a list the caller fills as it yields batches), or from
+    `files[i]` without `input_of`. `tz`, `agents`, `chat` are the options they were read
+    with (the change log keeps them all). An invalid record refuses the whole import unless
     `skip_invalid`, in which case it is reported and left out. A file imported before by
     a change that is not undone, read now with another `tz` or `chat`, is refused when it
     would add anything (a shifted copy): that change must be undone first. With other
     `agents`, the import proceeds and says so (`reimports`): the messages whose role
     changed change direction.
     """
+    from chatcrm.events import Invalid
+    from chatcrm.store import changes
+    from chatcrm.store.batch import ImportBatch
+
     report = IngestReport()
     agents = list(agents)
-    files = list(files or ())
+    files = files or []
     try:
         with store.write():
             change_id = changes.begin(store, now, "ingest", {
@@ -124,8 +133,9 @@ def ingest(
             batch = ImportBatch(store, change_id=change_id)
             for position, (source, fmt, events) in enumerate(batches):
                 report.formats[source] = fmt
-                known = files[position] if position < len(files) else ImportedFile(source)
-                changes.add_file(store, change_id, position, source, known.sha256, fmt, tz, agents, chat)
+                index = input_of[position] if input_of is not None else position
+                known = files[index] if index < len(files) else ImportedFile(source)
+                changes.add_file(store, change_id, position, source, known.name, known.sha256, fmt, tz, agents, chat)
                 shifted = _earlier_import(store, report, known, change_id, tz, agents, chat)
                 added_before = batch.settle() if shifted else 0
                 batch.start_file()
@@ -164,8 +174,15 @@ def _earlier_import(store: Store, report: IngestReport, file: ImportedFile, chan
         return []
     import json
 
-    shifted, reported = [], False
+    from chatcrm.store import changes
+
+    shifted: list[Reimport] = []
+    reported = any(r.name == file.name for r in report.reimports)  # an input of several chats: once
+    seen: set[int] = set()
     for earlier in changes.earlier_imports(store, file.sha256, change_id):
+        if earlier["change_id"] in seen:
+            continue
+        seen.add(earlier["change_id"])
         for option, before, now in (("tz", earlier["tz"], tz), ("chat", earlier["chat"], chat)):
             if before != now:
                 shifted.append(Reimport(file.name, earlier["change_id"], earlier["at"], option, before, now))
@@ -257,7 +274,7 @@ def _not_before(now: str, chat: dict, what: str) -> None:
 
 
 def _client_waits(chat: dict) -> bool:
-    return is_unread(chat["closed_at"], chat["waiting_since"])
+    return statuses.is_unread(chat["closed_at"], chat["waiting_since"])
 
 
 def _waiting_refusal(chat: dict, what: str) -> Refused:
@@ -270,6 +287,9 @@ def _waiting_refusal(chat: dict, what: str) -> Refused:
 def _record(store: Store, events: list[Event], command: str, arguments: dict, now: str,
             count_stored_duplicates: bool = False) -> int:
     """Record a command's facts as one change; returns its id."""
+    from chatcrm.store import changes
+    from chatcrm.store.batch import ImportBatch
+
     change_id = changes.begin(store, now, command, arguments)
     batch = ImportBatch(store, count_stored_duplicates, change_id=change_id)
     for event in events:
@@ -282,6 +302,8 @@ def _record(store: Store, events: list[Event], command: str, arguments: dict, no
 
 def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat: str | None = None) -> Outcome:
     """R3: an agent message on the deal's open chat; the session becomes read."""
+    from chatcrm.events import Event
+
     if not text.strip():
         raise UsageError("the reply text is empty")
     if not author.strip():
@@ -303,6 +325,8 @@ def close(
     store: Store, deal_ref: str, *, now: str, chat: str | None = None, force: bool = False, complete: bool = False
 ) -> Outcome:
     """R5 (and with `complete`, R7): close the deal's open chat session."""
+    from chatcrm.events import Event
+
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
         if target is None:
@@ -329,6 +353,8 @@ def complete(
     store: Store, deal_ref: str, *, now: str, activity: str | None = None, force: bool = False
 ) -> Outcome:
     """R7: complete the deal's active activity; an open session closes with it."""
+    from chatcrm.events import Event
+
     with store.write():
         deal = find_deal(store, deal_ref)
         chats = queries.deal_chats(store, deal["deal_id"])
@@ -360,6 +386,8 @@ def complete(
 
 def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | None = None) -> Outcome:
     """Make `agent` responsible for the deal's open chat (else its latest chat)."""
+    from chatcrm.events import Event
+
     agent = agent.strip()
     if not agent:
         raise UsageError("the employee's name is empty")
@@ -409,6 +437,8 @@ def undo(store: Store, change_ref: str, *, now: str) -> UndoOutcome:
         raise UsageError(f"a change is named by its number (`chatcrm changes` lists them), not {change_ref!r}")
     if not 0 < change_id < 1 << 63:
         raise NotFound(f"no change {change_ref!r} (`chatcrm changes` lists them)")
+    from chatcrm.store import changes
+
     with store.write():
         change = changes.find(store, change_id)
         if change is None:
@@ -435,6 +465,8 @@ def change_log(store: Store, limit: int | None = None) -> list[dict]:
         raise UsageError("--limit must be 0 or more")
     if limit is not None and limit >= 1 << 62:
         limit = None
+    from chatcrm.store import changes
+
     rows = []
     for row in changes.listing(store, limit):
         rows.append({
@@ -474,6 +506,8 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 
 
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
+    from chatcrm.store.facts import facts
+
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
     for fact in facts(store, only):

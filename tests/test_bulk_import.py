@@ -53,7 +53,7 @@ def index_rebuilt(statements: list[str]) -> bool:
 
 def day_with_repeats() -> list[dict]:
     """Forty messages over four chats, then the same ids again (other text: the first
-    stays), and two identical messages without an id (both stay: SPEC §4)."""
+    stays), and two identical messages without an id (both stay: rules/identity.py)."""
     records = [
         msg(f"wa:{n % 4}", f"2026-11-24T09:{n:02d}:00Z", "client" if n % 3 else "agent", f"m{n}", id=f"m{n}")
         for n in range(40)
@@ -80,6 +80,7 @@ def test_repeated_messages_are_kept_once_and_said_so(flush_every, tmp_path, monk
 
 
 def test_building_the_index_at_the_end_gives_what_keeping_it_gives(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATCRM_NOW", "2026-12-01T12:00:00Z")  # waiting times against one clock
     source = write_jsonl(tmp_path / "day.jsonl", day_with_repeats())
     outputs = []  # message ids differ (each flush is written in index order); nothing else
     monkeypatch.setenv("CHATCRM_NOW", "2026-12-01T12:00:00Z")  # waiting times measured at one instant

@@ -76,7 +76,7 @@ def test_recording_every_write_is_a_change_with_its_time_what_it_was_and_what_it
     assert [c["at"] for c in log] == [NOW, NOW, "2026-11-24T17:05:00Z", NOW, NOW, NOW]
     ingest = log[-1]
     assert ingest["files"] == [{
-        "name": str(DAY), "sha256": hashlib.sha256(DAY.read_bytes()).hexdigest(), "format": "jsonl",
+        "name": str(DAY), "input": str(DAY), "sha256": hashlib.sha256(DAY.read_bytes()).hexdigest(), "format": "jsonl",
         "tz": "UTC", "agents": [], "chat": None,
     }]
     assert ingest["arguments"] == {"files": [str(DAY)], "tz": "UTC", "agents": [], "chat": None, "skip_invalid": False}
@@ -319,7 +319,7 @@ def test_undo_each_message_that_stays_takes_the_direction_of_the_latest_change_t
 
 def test_reimport_of_stdin_is_recorded_without_a_digest(tmp_path):
     ok("ingest", "-", input=DAY.read_text(encoding="utf-8"))
-    assert changes_json()[0]["files"][0] == {"name": "<stdin>", "sha256": None, "format": "jsonl", "tz": "UTC",
+    assert changes_json()[0]["files"][0] == {"name": "<stdin>", "input": "<stdin>", "sha256": None, "format": "jsonl", "tz": "UTC",
                                              "agents": [], "chat": None}
 
 
@@ -472,3 +472,21 @@ def test_recording_a_message_an_import_names_twice_is_linked_with_the_direction_
                                    "WHERE l.fact_table = 'messages' AND m.uid = 'id:x' ORDER BY l.change_id")
     assert said == [(kept,), (kept,)]
     assert ok("check").out.startswith("ok:")
+
+
+def test_recording_a_zip_of_several_chats_names_each_with_the_zip_and_its_digest(tmp_path):
+    from tests.test_exports_meta import FACEBOOK, zipped
+
+    archive = zipped(FACEBOOK, tmp_path / "facebook.zip")
+    ok("ingest", archive, "--agent", "Tienda Sol")
+    files = changes_json()[0]["files"]
+    assert len(files) >= 2 and len({f["name"] for f in files}) == len(files)
+    assert {(f["input"], f["sha256"]) for f in files} == {(str(archive), hashlib.sha256(archive.read_bytes()).hexdigest())}
+    # Meta's times carry their zone: another --tz adds nothing, and is an ordinary re-import
+    assert "added 0 message(s)" in ok("ingest", "--tz", "Europe/Madrid", archive, "--agent", "Tienda Sol").err
+    ok("undo", "1")
+    ok("undo", "2")
+    assert ok("list", "-f", "json").json() == []
+    folder = ok("ingest", FACEBOOK, "--agent", "Tienda Sol")  # a folder: no digest of its own
+    assert "added 5 message(s)" in folder.err
+    assert {f["sha256"] for f in changes_json()[0]["files"]} == {None}

@@ -21,7 +21,7 @@ IMPORTS = [
     [str(FIXTURES / "telegram" / "full_export.json")],
     [str(FIXTURES / "telegram" / "personal_chat.json")],
     ["--tz", "Europe/Madrid", str(FIXTURES / "whatsapp" / "WhatsApp Chat with Marta Gómez.txt")],
-    ["--agent", "Tienda Sol", "--chat", "wa:ios", str(FIXTURES / "whatsapp" / "ios_mdy_lrm_crlf.txt")],
+    ["--agent", "Elena", "--chat", "wa:ios", str(FIXTURES / "whatsapp" / "ios_mdy_lrm_crlf.txt")],
     [str(FIXTURES / "messenger" / "message_1.json")],
 ]
 
@@ -57,6 +57,7 @@ def outputs(db: Path, monkeypatch) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_export_then_ingest_reproduces_list_timeline_and_stats(tmp_path, monkeypatch):
     build(tmp_path / "a.db", monkeypatch)
     first = run("export", "--output", tmp_path / "export.jsonl")
@@ -77,6 +78,7 @@ def test_export_then_ingest_reproduces_list_timeline_and_stats(tmp_path, monkeyp
     assert run("check").code == 0
 
 
+@pytest.mark.slow
 def test_the_csv_export_round_trips_too(tmp_path, monkeypatch):
     build(tmp_path / "a.db", monkeypatch)
     assert run("export", "-f", "csv", "-o", tmp_path / "export.csv").code == 0
@@ -103,6 +105,7 @@ def test_export_to_an_unwritable_place_is_one_line_and_leaves_nothing(tmp_path, 
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(history=histories(), data=st.data())
 def test_any_history_round_trips_through_export(history, data):

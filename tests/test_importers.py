@@ -100,6 +100,7 @@ def test_a_truncated_telegram_export_is_refused_with_its_place_and_nothing_is_wr
     assert run("list", "-f", "json").json() == []
 
 
+@pytest.mark.slow
 def test_telegram_streams_a_large_export_one_message_at_a_time(tmp_path):
     """A generated export of 20,000 messages is read without building the document."""
     messages = ",".join(
@@ -173,10 +174,14 @@ def test_whatsapp_without_an_employee_lists_the_authors():
     assert "authors found: Elena, Pedro Sánchez" in result.err and "--agent" in result.err
 
 
-def test_whatsapp_from_stdin_needs_a_chat_key():
+def test_whatsapp_from_stdin_a_one_to_one_chat_is_its_client_and_a_group_needs_a_chat_key():
     data = (FIXTURES / "whatsapp/ios_mdy_lrm_crlf.txt").read_bytes()
-    assert run("ingest", "-", "--agent", "Elena", input=data).code == 2
-    assert run("ingest", "-", "--agent", "Elena", "--chat", "wa:1", input=data).code == 0
+    assert run("ingest", "-", "--agent", "Elena", input=data).code == 0
+    assert [r["deal_key"] for r in run("list", "-f", "json").json()] == ["wa:Pedro Sánchez"]
+    group = data + "\r\n[11/24/26, 10:17:00] Lola: y yo\r\n".encode()
+    refused = run("ingest", "-", "--agent", "Elena", input=group)
+    assert refused.code == 5 and "--chat KEY" in refused.err
+    assert run("ingest", "-", "--agent", "Elena", "--chat", "wa:1", input=group).code == 0
 
 
 def test_whatsapp_an_impossible_date_is_invalid(tmp_path):
@@ -241,10 +246,10 @@ SAMPLES = [
     ("telegram/chat-analytics_full_export_MultiChat_2C_6M.json", (), 5, ("2023-01-01T12:00:00Z", "client", "Alice")),
     ("telegram/chat-analytics_personal_chat_DM_2A_7M.json", (), 6, ("2019-07-12T16:55:32Z", "client", "Bob")),
     ("telegram/chat-miner_full_export_minimal.json", ("Author 2",), 2, ("2018-12-05T10:39:10Z", "client", "Author 1")),
-    ("telegram/ragtgbot_private_group_result.json", ("Shop",), 4, ("2025-03-29T14:11:08Z", "client", "verymuchuser")),
+    ("telegram/ragtgbot_private_group_result.json", ("verymuchuser",), 4, ("2025-03-29T14:11:08Z", "agent", "verymuchuser")),
     ("telegram/tg2md_private_channel_legacy.json", ("test",), 18, ("2020-11-12T12:54:07Z", "agent", "test")),
     ("whatsapp/android_cs_ddmmyy_dots_nocomma.txt", ("Dmitry S",), 59, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
-    ("whatsapp/android_en_ddmmyyyy_24h_media_multiline.txt", ("Dmitry S",), 59, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
+    ("whatsapp/android_en_ddmmyyyy_24h_media_multiline.txt", ("Dmitry S",), 57, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
     ("whatsapp/android_en_group_system_lines.txt", ("Dmitry S",), 4, ("2023-01-11T16:26:00Z", "agent", "Dmitry S")),
     ("whatsapp/chat-miner_bracket_mmddyy_24h.txt", ("John Doe",), 7, ("2019-01-01T11:25:00Z", "agent", "John Doe")),
     ("whatsapp/chat-miner_ddmmyy_24h.txt", ("John Doe",), 7, ("2019-01-01T11:25:00Z", "agent", "John Doe")),
@@ -311,6 +316,7 @@ _VALUES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(record=st.dictionaries(st.sampled_from(native.FIELDS), _VALUES, max_size=9), base=st.booleans())
 def test_the_plain_message_fast_path_agrees_with_the_checked_path(record, base):

@@ -209,6 +209,7 @@ def test_list_watch_refuses_without_a_terminal(team):
     assert result.code == 2 and "terminal" in result.err
 
 
+@pytest.mark.slow
 def test_list_watch_redraws_on_a_terminal_until_interrupted(team, tmp_path):
     import os
     import pty

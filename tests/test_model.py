@@ -1,7 +1,7 @@
 """Model-based testing: random interleavings of ingest, reply, close and complete through
-the service, compared after every step with a small reference model of SPEC R1–R9.
+the service, compared after every step with a small reference model of R1–R9 (docs/rules.md).
 
-The model is written here from the SPEC alone: it keeps the facts in plain sets, derives
+The model is written here from docs/rules.md alone: it keeps the facts in plain sets, derives
 every session and deal from scratch on each look (no stored state, no incremental
 refresh, no ids matching), predicts whether each command succeeds, changes nothing or is
 refused, and orders the queue by R9. Times are drawn from a small grid, so facts arrive
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -34,7 +36,7 @@ def at(minute: int) -> str:
 
 
 class Model:
-    """SPEC R1–R9 from the facts, recomputed on every question."""
+    """R1–R9 (docs/rules.md) from the facts, recomputed on every question."""
 
     def __init__(self) -> None:
         self.messages: dict[tuple[str, str], tuple[str, str]] = {}  # (chat, id) -> (time, direction)
@@ -279,4 +281,4 @@ ChatcrmMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_the_service_follows_the_reference_model = ChatcrmMachine.TestCase
+test_the_service_follows_the_reference_model = pytest.mark.slow(ChatcrmMachine.TestCase)

@@ -1,4 +1,4 @@
-"""SPEC §1: states follow from the facts' timestamps, never from arrival order.
+"""docs/rules.md, "Facts and states": states follow from the facts' timestamps, never from arrival order.
 
 Shuffled, split and repeated imports must leave exactly the `list` and `timeline` that one
 import in time order gives. Deal, chat and activity ids are handed out as things are
@@ -72,6 +72,7 @@ def snapshot(records_in_batches) -> dict:
             store.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=histories(), data=st.data())
 def test_shuffled_split_and_repeated_imports_give_the_same_state(history, data):
@@ -104,7 +105,7 @@ def test_the_same_export_twice_adds_nothing(store):
 
 @pytest.mark.parametrize("stored_before", [False, True], ids=["into an empty database", "beside stored chats"])
 def test_the_same_file_twice_in_one_command_adds_nothing_the_second_time(store, stored_before):
-    """SPEC §4: an id-less message's occurrence number counts within its file, so a file
+    """Message identity (docs/rules.md): an id-less message's occurrence number counts within its file, so a file
     read twice in one import is the same file imported twice."""
     from chatcrm import importers
     from tests.helpers import FIXTURES

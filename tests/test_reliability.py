@@ -83,6 +83,7 @@ def test_check_names_missing_stray_and_wrong_sessions_and_changes_nothing(tmp_pa
     assert capped[-1] == "chats: there may be more differences than the 1 listed"
 
 
+@pytest.mark.slow
 def test_four_ingests_and_four_commands_at_once_lose_and_double_nothing(tmp_path):
     db = tmp_path / "busy.db"
     base = day(5, 3, prefix="r")  # chats with open sessions, for the replies and the close
@@ -112,6 +113,7 @@ def test_four_ingests_and_four_commands_at_once_lose_and_double_nothing(tmp_path
     assert run("check", "--db", db).code == 0
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_leaves_all_or_nothing_and_a_rerun_reaches_the_same_state(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATCRM_NOW", "2026-11-25T12:00:00Z")
     big = write_jsonl(tmp_path / "big.jsonl", day(1000, 60))
@@ -186,7 +188,7 @@ CORPUS = [
     ("a WhatsApp file with no headers", "chat.txt", "just some\ntext\n", ["--format", "whatsapp", "--agent", "x"], 5, "chat.txt:1: not a WhatsApp chat export"),
     ("a broken Messenger export", "message_1.json", '{"participants": [{"name": "a"}], "messages": [', ["--format", "messenger"], 5, "message_1.json:1: broken Messenger export"),
     ("a missing file", None, None, [], 2, "cannot read"),
-    ("a folder", ".", None, [], 2, "is a folder"),
+    ("a folder", ".", None, [], 5, "holds no export chatcrm reads"),
     ("an unknown --format", "a.jsonl", GOOD, ["--format", "xml"], 2, "unknown format 'xml'"),
     ("an unknown --tz", "a.jsonl", GOOD, ["--tz", "Mars/Base"], 2, "unknown time zone"),
 ]

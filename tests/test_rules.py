@@ -1,4 +1,4 @@
-"""SPEC §2, rule by rule, through the service layer."""
+"""The rules of docs/rules.md, rule by rule, through the service layer."""
 
 import pytest
 

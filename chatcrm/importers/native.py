@@ -1,9 +1,8 @@
-"""chatcrm's own event format (SPEC §4): JSON Lines, or CSV with the same column names."""
+"""chatcrm's own event format (docs/rules.md, "The event format"): JSON Lines, or CSV with the same column names."""
 
 from __future__ import annotations
 
 import csv
-import io
 from typing import BinaryIO, Iterator
 
 import orjson
@@ -11,8 +10,8 @@ import orjson
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
+from chatcrm.importers.limits import MAX_LINE, excerpt, text_lines
 
-MAX_LINE = 64 << 20
 FIELDS = (
     "type", "id", "chat", "deal", "deal_id", "chat_id", "activity_id", "channel", "contact", "title",
     "from", "author", "text", "session", "agent", "at",
@@ -23,18 +22,8 @@ _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
 
 
 def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
-    number = 0
-    readline, loads, tz = stream.readline, orjson.loads, options.tz
-    while True:
-        raw = readline(MAX_LINE + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > MAX_LINE:
-            yield Invalid(source, number, f"line longer than {MAX_LINE >> 20} MiB")
-            while raw and not raw.endswith(b"\n"):
-                raw = readline(MAX_LINE + 1)
-            continue
+    loads, tz = orjson.loads, options.tz
+    for number, raw in text_lines(stream, source, "a JSON Lines file"):
         try:
             record = loads(raw)
         except orjson.JSONDecodeError:
@@ -67,8 +56,7 @@ def _json_problem(raw: bytes, error) -> str:
 
 def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
     csv.field_size_limit(MAX_LINE)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    rows = csv.reader(text)
+    rows = csv.reader(_decoded(text_lines(stream, source, "a CSV file"), source))
     try:
         header = next(rows, None)
         if header is None:
@@ -81,7 +69,8 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
             if missing:
                 problems.append("missing column " + ", ".join(missing))
             if unknown:
-                problems.append("unknown column " + ", ".join(repr(h) for h in unknown))
+                shown = ", ".join(repr(excerpt(h)) for h in unknown[:5])
+                problems.append("unknown column " + shown + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
             raise InvalidInput(
                 f"{source}:1: wrong CSV header ({'; '.join(problems)}); columns are: {', '.join(FIELDS)}"
             )
@@ -94,10 +83,18 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
                 continue
             record = {name: cell for name, cell in zip(header, row) if cell != ""}
             yield event_from_record(record, source, number, options.tz)
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{source}:{rows.line_num + 1}: not UTF-8 text")
     except csv.Error as error:
-        raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {error}")
+        raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {excerpt(str(error), 80)}")
+
+
+def _decoded(lines, source: str) -> Iterator[str]:
+    for number, raw in lines:
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"{source}:{number}: not UTF-8 text (byte {error.start + 1})")
 
 
 def _string(record: dict, name: str, default=None, *, numbers: bool = False):

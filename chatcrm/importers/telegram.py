@@ -7,12 +7,16 @@ message at a time, so a multi-hundred-MB export never sits in memory whole.
 
 from __future__ import annotations
 
+import numbers
 from typing import BinaryIO, Iterator
 
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.roles import Roles
+from chatcrm.importers.limits import MAX_DEPTH, MAX_LINE, excerpt, mib
+from chatcrm.importers.roles import Roles, clean_name
+
+MAX_VALUE = 2 * MAX_LINE  # bytes of one JSON value or one message
 
 _MESSAGE_PREFIXES = ("messages.item", "chats.list.item.messages.item", "left_chats.list.item.messages.item")
 _CHAT_PREFIXES = ("", "chats.list.item", "left_chats.list.item")
@@ -35,25 +39,75 @@ def flatten(text) -> str:
     return ""
 
 
+def _s(value) -> str:
+    """A scalar as text (ijson gives numbers as Decimal); anything else as nothing."""
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Number)):
+        return ""
+    return " ".join(str(value).split())
+
+
+def _joined(*parts, sep: str = ", ") -> str:
+    return sep.join(p for p in (_s(x) for x in parts) if p)
+
+
+def _items(values, field: str = "text") -> str:
+    if not isinstance(values, list):
+        return ""
+    return " / ".join(t for t in (flatten(v.get(field)) if isinstance(v, dict) else "" for v in values[:50]) if t)
+
+
 def media_placeholder(message: dict) -> str | None:
-    """A short text naming what a message carries besides text (photo, sticker, file…)."""
+    """A short text naming what a message was besides text (photo, venue, poll, game…)."""
     media = message.get("media_type")
     if media in _MEDIA:
         label = _MEDIA[media]
         if media == "sticker" and message.get("sticker_emoji"):
-            label += " " + message["sticker_emoji"]
+            label += " " + _s(message["sticker_emoji"])
+        if media in ("audio_file", "video_file") and message.get("file_name"):
+            label += " " + _s(message["file_name"])
         return f"[{label}]"
     if "photo" in message:
         return "[photo]"
+    poll = message.get("poll")
+    if isinstance(poll, dict):
+        options = _items(poll.get("answers"))
+        return f"[poll: {flatten(poll.get('question'))}" + (f" — {options}]" if options else "]")
+    todo = message.get("todo_list")
+    if isinstance(todo, dict):
+        items = _items(todo.get("items"))
+        return f"[to-do list: {flatten(todo.get('title'))}" + (f" — {items}]" if items else "]")
+    if message.get("place_name") or message.get("address"):
+        return f"[venue: {_joined(message.get('place_name'), message.get('address'))}]"
+    contact = message.get("contact_information")
+    if isinstance(contact, dict):
+        name = _joined(contact.get("first_name"), contact.get("last_name"), sep=" ")
+        return f"[contact: {_joined(name, contact.get('phone_number'))}]"
+    if message.get("game_title"):
+        return f"[game: {_joined(message.get('game_title'), message.get('game_description'), sep=' — ')}]"
+    invoice = message.get("invoice_information")
+    if isinstance(invoice, dict):
+        amount = _joined(invoice.get("amount"), invoice.get("currency"), sep=" ")
+        return f"[invoice: {_joined(invoice.get('title'), invoice.get('description'), amount, sep=' — ')}]"
+    giveaway = message.get("giveaway_information")
+    if isinstance(giveaway, dict):
+        what = _joined(_s(giveaway.get("quantity")) and f"{_s(giveaway.get('quantity'))} prize(s)",
+                       _s(giveaway.get("months")) and f"{_s(giveaway.get('months'))} month(s)",
+                       _s(giveaway.get("until_date")) and f"until {_s(giveaway.get('until_date'))}")
+        return f"[giveaway: {what}]" if what else "[giveaway]"
+    if isinstance(message.get("giveaway_results"), dict):
+        return "[giveaway results]"
+    dice = message.get("dice")
+    if isinstance(dice, dict) or message.get("dice_emoji"):
+        dice = dice if isinstance(dice, dict) else {"emoji": message.get("dice_emoji"), "value": message.get("dice_value")}
+        return f"[dice {_joined(dice.get('emoji'), dice.get('value'), sep=' ')}]".replace(" ]", "]")
+    location = message.get("location_information")
+    if isinstance(location, dict):
+        live = " (live)" if message.get("live_location_period_seconds") else ""
+        where = _joined(location.get("latitude"), location.get("longitude"))
+        return f"[location{live}: {where}]" if where else f"[location{live}]"
     if "file" in message:
-        name = message.get("file_name") or ""
-        return f"[file {name}]".replace(" ]", "]") if name else "[file]"
-    if "poll" in message and isinstance(message["poll"], dict):
-        return f"[poll: {message['poll'].get('question', '')}]"
-    if "location_information" in message:
-        return "[location]"
-    if "contact_information" in message:
-        return "[contact]"
+        name = _s(message.get("file_name"))
+        return f"[file {name}]" if name else "[file]"
     return None
 
 
@@ -86,46 +140,67 @@ def read(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
     import ijson
     from ijson.common import ObjectBuilder
 
-    counter = _LineCounter(stream)
+    counter = _LineCounter(stream, source)
     account: dict = {}
     chat: _Chat | None = None
     builder = None
-    message_prefix = None
-    chats_seen = 0
+    stack: list[tuple[str, bool]] = []  # the open containers: (name, is a map); "item" in arrays
+    message_depth = 0
+    key = None
     try:
-        for prefix, event, value in ijson.parse(counter, buf_size=16384):
+        for event, value in ijson.basic_parse(counter, buf_size=16384):
+            counter.token_done()
             if builder is not None:
                 builder.event(event, value)
-                if prefix == message_prefix and event == "end_map":
-                    if chat.roles is None:
-                        chat.start(source)
-                    yield from _message(builder.value, chat, source, counter.line, options)
-                    builder = None
+            if event == "map_key":
+                key = value
                 continue
-            if event == "start_map" and prefix in _MESSAGE_PREFIXES:
-                builder, message_prefix = ObjectBuilder(), prefix
-                builder.event(event, value)
+            if event == "start_map" or event == "start_array":
+                name = "" if not stack else (key if stack[-1][1] else "item")
+                stack.append((name, event == "start_map"))
+                key = None
+                if len(stack) > MAX_DEPTH:
+                    raise InvalidInput(f"{source}:{counter.line}: nested deeper than {MAX_DEPTH} levels; not a Telegram export")
+                if builder is None and event == "start_map":
+                    here = ".".join(n for n, _ in stack[1:])
+                    if here in _MESSAGE_PREFIXES:
+                        builder = ObjectBuilder()
+                        builder.event(event, value)
+                        message_depth = len(stack)
+                        counter.message_started()
+                    elif here in _CHAT_PREFIXES:
+                        chat = _Chat(str(account["user_id"]) if "user_id" in account else None, options)
                 continue
-            if prefix.startswith("personal_information.") and event in ("number", "string"):
-                account[prefix.split(".", 1)[1]] = value
-                continue
-            if event == "start_map" and prefix in _CHAT_PREFIXES:
-                chat = _Chat(str(account["user_id"]) if "user_id" in account else None, options)
-                continue
-            if chat is not None and event in ("number", "string"):
-                parent, _, field = prefix.rpartition(".")
-                if field in ("id", "name", "type") and parent in _CHAT_PREFIXES:
-                    chat.meta[field] = value
-                continue
-            if event == "end_map" and prefix in _CHAT_PREFIXES and chat is not None:
-                if chat.roles is not None:
-                    chats_seen += 1
-                    if not chat.roles.known and chat.roles.authors:
+            if event == "end_map" or event == "end_array":
+                depth = len(stack)
+                here = ".".join(n for n, _ in stack[1:])
+                stack.pop()
+                key = None
+                if builder is not None:
+                    if depth == message_depth:
+                        if chat is None:
+                            chat = _Chat(None, options)
+                        if chat.roles is None:
+                            chat.start(source)
+                        yield from _message(builder.value, chat, source, counter.line, options)
+                        builder = None
+                        counter.message_done()
+                    continue
+                if event == "end_map" and here in _CHAT_PREFIXES and chat is not None:
+                    if chat.roles is not None and not chat.roles.known and chat.roles.authors:
                         raise chat.roles.unresolved(source, chat.key)
-                chat = None
+                    chat = None
+                continue
+            if builder is None and stack and stack[-1][1]:  # a scalar in a map
+                parent = ".".join(n for n, _ in stack[1:])
+                if parent == "personal_information":
+                    account[key] = value
+                elif chat is not None and key in ("id", "name", "type") and parent in _CHAT_PREFIXES:
+                    chat.meta[key] = value
+            key = None
     except ijson.JSONError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "broken JSON"
-        raise InvalidInput(f"{source}:{counter.line}: broken Telegram export near here ({reason})")
+        raise InvalidInput(f"{source}:{counter.line}: broken Telegram export near here ({excerpt(reason, 80)})")
 
 
 def _message(message: dict, chat: _Chat, source: str, line: int, options) -> Iterator[Event | Invalid]:
@@ -147,35 +222,69 @@ def _message(message: dict, chat: _Chat, source: str, line: int, options) -> Ite
     placeholder = media_placeholder(message)
     if placeholder:
         text = f"{placeholder} {text}".strip()
-    author = message.get("from") or message.get("actor") or "unknown"
+    origin = _s(message.get("forwarded_from")) or _s(message.get("saved_from"))
+    if origin or "forwarded_from" in message:
+        text = f"[forwarded from {origin or 'a hidden account'}] {text}".strip()
+    author = clean_name(_s(message.get("from")) or _s(message.get("actor"))) or "unknown"
     author_id = message.get("from_id")
-    direction = chat.roles.direction(str(author), str(author_id) if author_id is not None else None)
+    direction = chat.roles.direction(author, str(author_id) if author_id is not None else None)
     meta = chat.meta
-    contact = meta.get("name") if meta.get("type") == "personal_chat" else None
+    name = clean_name(_s(meta.get("name")))
+    kind = meta.get("type")
+    if kind == "personal_chat" or kind in _CHANNELS:
+        contact = name or None
+    else:
+        contact = None
+    title = None
+    if name:
+        title = f"{name} (telegram channel)" if kind in _CHANNELS else f"{name} (telegram)"
     yield Event(
         "message",
         chat.key,
         at,
         direction=direction,
-        author=str(author),
-        text=text,
+        author=author,
+        text=text or "[no text]",
         id=str(message["id"]) if message.get("id") is not None else None,
         channel="telegram",
-        contact=contact or (str(author) if direction == "client" else None),
-        title=f"{meta['name']} (telegram)" if meta.get("name") else None,
+        contact=contact or (author if direction == "client" else None),
+        title=title,
         source=source,
         line=line,
     )
 
 
-class _LineCounter:
-    """Counts the lines the parser has read, to say where an export broke."""
+_CHANNELS = ("public_channel", "private_channel")
 
-    def __init__(self, stream: BinaryIO):
+
+class _LineCounter:
+    """Counts the lines the parser has read, to say where an export broke, and refuses
+    one value (a string, a run of blanks) or one message larger than the bounds."""
+
+    def __init__(self, stream: BinaryIO, source: str):
         self._stream = stream
+        self._source = source
         self.line = 1
+        self._since_token = 0
+        self._message = None  # bytes read since the message began, while one is read
+
+    def token_done(self) -> None:
+        self._since_token = 0
+
+    def message_started(self) -> None:
+        self._message = 0
+
+    def message_done(self) -> None:
+        self._message = None
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
         self.line += data.count(b"\n")
+        self._since_token += len(data)
+        if self._since_token > MAX_VALUE:
+            raise InvalidInput(f"{self._source}:{self.line}: one value longer than {mib(MAX_VALUE)}; not a Telegram export")
+        if self._message is not None:
+            self._message += len(data)
+            if self._message > MAX_VALUE:
+                raise InvalidInput(f"{self._source}:{self.line}: a message larger than {mib(MAX_VALUE)}; not a Telegram export")
         return data

@@ -12,6 +12,11 @@ STATUSES = (UNREAD, GREEN, GREY)  # in queue order: a status's rank is its place
 RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
 
+def is_unread(closed_at: str | None, waiting_since: str | None) -> bool:
+    """R2/R5: a session is unread while it is open and a client waits for an answer."""
+    return closed_at is None and waiting_since is not None
+
+
 def status_of(waiting_since: str | None, active_activities: int) -> str:
     """R8: unread while a client waits, else green while an activity is active, else grey."""
     if waiting_since is not None:
@@ -32,8 +37,9 @@ def queue_key(status: str, waiting_since_epoch: int | None, oldest_active_epoch:
     return -last_event_epoch if last_event_epoch is not None else 0
 
 
-# The queue's order as SQL over the stored `deals` columns (ties: the lower deal id).
-QUEUE_ORDER_SQL = "status_rank, queue_key, id"
+# The queue's order as SQL over the stored `deals d` columns (ties: the lower deal id);
+# the `queue` view orders by it (a test checks).
+QUEUE_ORDER_SQL = "d.status_rank, d.queue_key, d.id"
 
 
 def parse(value: str) -> str:

@@ -36,12 +36,14 @@ def begin(store: Store, at: str | None, command: str, arguments: dict) -> int:
     return cursor.lastrowid
 
 
-def add_file(store: Store, change_id: int, position: int, name: str, sha256: str | None, fmt: str | None,
-             tz: str | None, agents: list[str], chat: str | None) -> None:
+def add_file(store: Store, change_id: int, position: int, name: str, input_name: str, sha256: str | None,
+             fmt: str | None, tz: str | None, agents: list[str], chat: str | None) -> None:
+    """One source an import read (`name`), from the input named (`input_name`: a file, a
+    ZIP or a folder) whose bytes have this SHA-256."""
     store.conn.execute(
-        "INSERT INTO change_files (change_id, position, name, sha256, format, tz, agents, chat) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        [change_id, position, name, sha256, fmt, tz, json.dumps(agents, ensure_ascii=False), chat],
+        "INSERT INTO change_files (change_id, position, name, input, sha256, format, tz, agents, chat) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        [change_id, position, name, input_name, sha256, fmt, tz, json.dumps(agents, ensure_ascii=False), chat],
     )
 
 
@@ -57,7 +59,7 @@ def set_counts(store: Store, change_id: int, *, messages_added: int = 0, events_
 def earlier_imports(store: Store, sha256: str, than: int) -> list[dict]:
     """The live changes before `than` that imported a file with these bytes, newest first."""
     return store.rows(
-        "SELECT f.change_id, c.at, f.name, f.format, f.tz, f.agents, f.chat FROM change_files f "
+        "SELECT f.change_id, c.at, f.name, f.input, f.format, f.tz, f.agents, f.chat FROM change_files f "
         "JOIN changes c ON c.id = f.change_id WHERE f.sha256 = ? AND f.change_id < ? AND c.undone_by IS NULL "
         "ORDER BY f.change_id DESC, f.position",
         [sha256, than],
@@ -80,7 +82,7 @@ def listing(store: Store, limit: int | None = None) -> list[dict]:
         row["files"] = [
             {**f, "agents": json.loads(f["agents"])}
             for f in store.rows(
-                "SELECT name, sha256, format, tz, agents, chat FROM change_files WHERE change_id = ? "
+                "SELECT name, input, sha256, format, tz, agents, chat FROM change_files WHERE change_id = ? "
                 "ORDER BY position",
                 [row["id"]],
             )

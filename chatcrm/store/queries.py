@@ -12,6 +12,11 @@ from chatcrm.rules.statuses import STATUSES
 from chatcrm.store.connection import Store
 
 
+def is_empty(store: Store) -> bool:
+    """Whether the database holds no deal yet (a lookup of the largest id, not a scan)."""
+    return store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None
+
+
 def find_deal(store: Store, ref: str) -> dict | None:
     """A deal (its row of the queue) by its id (digits) or its key."""
     row = None

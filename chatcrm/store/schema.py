@@ -274,6 +274,7 @@ def m005_change_log(db) -> None:
             change_id INTEGER NOT NULL REFERENCES changes(id),
             position INTEGER NOT NULL,
             name TEXT NOT NULL,
+            input TEXT NOT NULL,
             sha256 TEXT,
             format TEXT,
             tz TEXT,

@@ -1,0 +1,48 @@
+"""The bounds every importer keeps, whatever it is given, and how errors quote input.
+
+A file is untrusted: it may be nested without end, endless (`/dev/zero`), one huge line,
+or binary. Each importer refuses such input with `FILE:LINE: what is wrong`, holding at
+most about one line or one record in memory, and quotes at most a short excerpt of it.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+from chatcrm.errors import InvalidInput
+
+MAX_LINE = 8 << 20  # bytes in one line of a text format (JSON Lines, CSV, WhatsApp)
+MAX_TEXT = 1 << 20  # characters in one message (a WhatsApp message spans lines)
+MAX_DEPTH = 64  # nesting of JSON arrays and objects
+MAX_JSON_FILE = 256 << 20  # bytes of one Messenger/Instagram file (read whole)
+MAX_SPOOL = 1 << 30  # bytes of a WhatsApp export read from a pipe (kept for two passes)
+MAX_INVALID = 1000  # invalid records in one file before the file is refused
+EXCERPT = 40  # characters of the input an error message quotes
+
+
+def excerpt(text: str, size: int = EXCERPT) -> str:
+    """At most `size` characters of untrusted text, control characters escaped."""
+    short = text[:size]
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                    for c in short)
+    return shown + ("…" if len(text) > size else "")
+
+
+def mib(size: int) -> str:
+    return f"{size >> 20} MiB"
+
+
+def text_lines(stream: BinaryIO, source: str, what: str, limit: int = MAX_LINE) -> Iterator[tuple[int, bytes]]:
+    """(number, bytes) of each line, refusing a line over `limit` and binary data."""
+    readline = stream.readline
+    number = 0
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+            raise InvalidInput(f"{source}:{number}: a line longer than {mib(limit)}; not {what}")
+        if b"\0" in raw:
+            raise InvalidInput(f"{source}:{number}: binary data (a NUL byte); not {what}")
+        yield number, raw

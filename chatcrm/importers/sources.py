@@ -1,0 +1,397 @@
+"""Opening what users have in hand, in front of the importers: a file, stdin, a folder or
+a ZIP, and what format each export inside is.
+
+A path is one source or several: a WhatsApp "Export chat" ZIP holds one chat, a Telegram
+`ChatExport_DATE/` folder its `result.json`, a Meta "Download your information" ZIP or
+folder every thread under `messages/inbox/THREAD/message_N.json` (a thread split over
+several files is one chat). Everything is read in place, one member at a time, as a
+stream; media files are never read. Formats chatcrm does not read (Discord, Signal,
+Slack) are refused by name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import sys
+import zipfile
+from typing import BinaryIO, Callable, Iterator
+
+from chatcrm.errors import InvalidInput, UsageError
+from chatcrm.events import Event, Invalid
+from chatcrm.importers.limits import MAX_INVALID, excerpt
+
+HEAD_BYTES = 1 << 16
+BOM = b"\xef\xbb\xbf"
+MAX_MEMBERS = 1 << 17  # entries of a folder or ZIP looked at
+Progress = Callable[[int], None]
+Source = tuple[str, str, Iterator]
+
+
+def source_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def source_size(path: str) -> int | None:
+    if path == "-":
+        return None
+    try:
+        return os.path.getsize(path) if os.path.isfile(path) else None
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------ one stream
+
+
+def open_source(path: str, progress: Progress | None = None) -> tuple[bytes, BinaryIO]:
+    """The first bytes of a file (or `-`, stdin) and a stream that reads it all from the
+    start; a regular file's stream can seek (WhatsApp reads it twice)."""
+    if path == "-":
+        raw = sys.stdin.buffer
+    else:
+        if os.path.isdir(path):
+            raise UsageError(f"{path} is a folder, not a file")
+        try:
+            raw = open(path, "rb", buffering=0)
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror or error}")
+    try:
+        head = raw.read(HEAD_BYTES) or b""
+        while len(head) < HEAD_BYTES and path != "-" and not _regular(raw):
+            more = raw.read(HEAD_BYTES - len(head))  # a pipe gives what it has
+            if not more:
+                break
+            head += more
+    except OSError as error:
+        raise UsageError(f"cannot read {source_name(path)}: {error.strerror or error}")
+    if path != "-" and _regular(raw):
+        raw.seek(0)
+        return head, io.BufferedReader(_Counted(raw, progress), buffer_size=HEAD_BYTES)
+    return head, io.BufferedReader(_Replay(head, raw, progress), buffer_size=HEAD_BYTES)
+
+
+def _regular(raw) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+class _Counted(io.RawIOBase):
+    """A regular file, reporting progress as it is read; it can seek."""
+
+    def __init__(self, raw, progress: Progress | None):
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        if self._progress is not None and n:
+            self._progress(self._raw.tell())
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Replay(io.RawIOBase):
+    """Gives back the bytes already read for detection, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO, progress: Progress | None):
+        self._head = memoryview(head)
+        self._rest = rest
+        self._progress = progress
+        self._done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if len(self._head):
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+        else:
+            read1 = getattr(self._rest, "read1", self._rest.read)
+            data = read1(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        self._done += n
+        if self._progress is not None and n:
+            self._progress(self._done)
+        return n
+
+    def close(self) -> None:
+        if self._rest is not sys.stdin.buffer:
+            self._rest.close()
+        super().close()
+
+
+# ------------------------------------------------------------------ detection
+
+
+def _looks_like_jsonl(first_line: str, complete: bool) -> bool:
+    if complete:
+        try:
+            record = json.loads(first_line)
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(record, dict) and ("chat" in record or "at" in record)
+    # a first line longer than the head: its keys tell
+    keys = set(re.findall(r'(?<!\\)"([a-z_]+)"\s*:', first_line[:HEAD_BYTES]))
+    return bool(keys & {"chat", "at"}) and not keys & {"messages", "participants", "chats"}
+
+
+def detect(head: bytes, path: str) -> str:
+    """The format of a file from its first bytes (and, failing that, its name)."""
+    from chatcrm.importers import FORMATS, whatsapp
+
+    name = source_name(path)
+    text = head[len(BOM):] if head.startswith(BOM) else head
+    stripped = text.lstrip()
+    if not stripped:
+        raise InvalidInput(f"{name}: the file is empty; there is nothing to import")
+    if b"\0" in stripped[:4096]:
+        raise InvalidInput(f"{name}:1: binary data (a NUL byte), not a chat export")
+    decoded = stripped.decode("utf-8", errors="replace")
+    first_line, newline, _ = decoded.partition("\n")
+    complete = bool(newline) or len(head) < HEAD_BYTES
+    first_line = first_line.strip()
+    if decoded.startswith("{"):
+        if _looks_like_jsonl(first_line, complete):
+            return "jsonl"
+        return _json_document_kind(decoded, name)
+    unsupported = _unsupported_text(decoded, path)
+    if unsupported:
+        raise InvalidInput(f"{name}:1: {unsupported}")
+    if whatsapp.header_line(first_line) is not None:
+        return "whatsapp"
+    if decoded.startswith("["):
+        if re.search(r'"ts"\s*:\s*"\d+\.\d+"', decoded) and '"type"' in decoded:
+            raise InvalidInput(f"{name}:1: this is a Slack export, which chatcrm does not read")
+        raise InvalidInput(f"{name}:1: a JSON array is not an export chatcrm reads (use JSON Lines: one event per line)")
+    columns = [c.strip().strip('"').lower() for c in first_line.split(",")]
+    if "chat" in columns and "at" in columns:
+        return "csv"
+    extension = os.path.splitext(path)[1].lower()
+    by_extension = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "whatsapp"}
+    if extension in by_extension:
+        return by_extension[extension]
+    raise InvalidInput(
+        f"{name}:1: cannot tell the format of this file; name it with --format ({', '.join(FORMATS)})"
+    )
+
+
+def _unsupported_text(decoded: str, path: str) -> str | None:
+    """What a text file is when it is a chat export chatcrm does not read."""
+    lines = decoded.splitlines()[:20]
+    # signal-export's Markdown: `[2024-03-05 20:11] Name: text` — ISO dates, brackets,
+    # no seconds, a layout WhatsApp never writes.
+    signal = sum(1 for line in lines if re.match(r"\[\d{4}-\d\d-\d\d \d\d:\d\d\] [^:]+:", line))
+    if signal and (signal * 2 >= len([line for line in lines if line.startswith("[")]) or path.endswith(".md")):
+        return "this is a Signal export, which chatcrm does not read"
+    return None
+
+
+def _json_document_kind(decoded: str, name: str) -> str:
+    keys = set(re.findall(r'(?<!\\)"([A-Za-z_]+)"\s*:', decoded))
+    if {"guild", "channel", "messages"} <= keys or "exportedAt" in keys or "messageCount" in keys:
+        raise InvalidInput(f"{name}:1: this is a Discord export (DiscordChatExporter), which chatcrm does not read")
+    if "participants" in keys or "timestamp_ms" in keys or "sender_name" in keys:
+        return "messenger"
+    if keys & {"personal_information", "chats", "date_unixtime", "from_id"} or {"messages", "type"} <= keys:
+        return "telegram"
+    raise InvalidInput(
+        f"{name}:1: a JSON document chatcrm does not recognise (expected JSON Lines events, "
+        "a Telegram or a Messenger/Instagram export); name the format with --format"
+    )
+
+
+# ------------------------------------------------------------------ sources
+
+
+def read_source(path: str, fmt: str | None, options, progress: Progress | None = None) -> Source:
+    """(source name, format, events) for one input file."""
+    head, stream = open_source(path, progress)
+    return _file_source(source_name(path), head, stream, fmt, options, _label(path))
+
+
+def _file_source(name: str, head: bytes, stream: BinaryIO, fmt: str | None, options, label: str,
+                 place: str = "") -> Source:
+    from chatcrm.importers import messenger, reader, whatsapp
+
+    try:
+        chosen = fmt or detect(head, name)
+    except BaseException:
+        stream.close()
+        raise
+    if chosen == "whatsapp":
+        events = whatsapp.read(stream, name, options, label=label)
+    elif chosen == "messenger":
+        events = messenger.read_thread([(name, lambda: stream)], name, options, place=place or name)
+    else:
+        events = reader(chosen)(stream, name, options)
+    return name, chosen, _bounded(events, stream, name)
+
+
+def _bounded(events: Iterator, stream: BinaryIO | None, name: str) -> Iterator[Event | Invalid]:
+    """The events of one source; a file with too many invalid records is refused."""
+    invalid = 0
+    try:
+        for event in events:
+            if isinstance(event, Invalid):
+                invalid += 1
+                if invalid > MAX_INVALID:
+                    raise InvalidInput(
+                        f"{name}:{event.line}: more than {MAX_INVALID} invalid records; is this the right file?"
+                    )
+            yield event
+    except RecursionError:
+        raise InvalidInput(f"{name}: nested too deep to be an export")
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def read_sources(path: str, fmt: str | None, options, progress: Progress | None = None) -> Iterator[Source]:
+    """Every (source name, format, events) a path holds: a file, stdin, a folder or a ZIP."""
+    if path != "-" and os.path.isdir(path):
+        yield from _container(_Folder(path), fmt, options)
+        return
+    head, stream = open_source(path, progress)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        stream.close()
+        if path == "-":
+            raise InvalidInput("<stdin>:1: a ZIP archive cannot be read from stdin; give its path")
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise InvalidInput(f"{path}: a broken ZIP archive ({excerpt(str(error), 60)})")
+        with archive:
+            yield from _container(_Zip(path, archive), fmt, options)
+        return
+    yield _file_source(source_name(path), head, stream, fmt, options, _label(path))
+
+
+def _label(path: str) -> str:
+    """The name a file's own chat name may be read from (stdin has none)."""
+    return "" if path == "-" else os.path.basename(path)
+
+
+class _Folder:
+    def __init__(self, root: str):
+        self.name = root.rstrip("/") or root
+        self.label = os.path.basename(os.path.abspath(root))
+        paths = []
+        for base, folders, files in os.walk(root):
+            folders.sort()
+            for file in sorted(files):
+                paths.append(os.path.relpath(os.path.join(base, file), root).replace(os.sep, "/"))
+                if len(paths) > MAX_MEMBERS:
+                    raise InvalidInput(f"{root}: more than {MAX_MEMBERS} files; not an export folder")
+        self.paths = paths
+
+    def open(self, member: str) -> BinaryIO:
+        try:
+            return open(os.path.join(self.name, member), "rb")
+        except OSError as error:
+            raise UsageError(f"cannot read {self.where(member)}: {error.strerror or error}")
+
+    def where(self, member: str) -> str:
+        return os.path.join(self.name, member)
+
+
+class _Zip:
+    def __init__(self, path: str, archive: zipfile.ZipFile):
+        self.name = path
+        self.label = os.path.splitext(os.path.basename(path))[0]
+        self.archive = archive
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise InvalidInput(f"{path}: more than {MAX_MEMBERS} entries; not an export archive")
+        self.paths = [i.filename for i in infos if not i.is_dir()]
+
+    def open(self, member: str) -> BinaryIO:
+        try:
+            return self.archive.open(member)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as error:
+            raise InvalidInput(f"{self.where(member)}: cannot read it from the archive ({excerpt(str(error), 60)})")
+
+    def where(self, member: str) -> str:
+        return f"{self.name}/{member}"
+
+
+_META_THREAD = re.compile(
+    r"(?:^|/)messages/(?P<thread>(?:inbox|archived_threads|filtered_threads|message_requests|e2ee_cutover)/[^/]+)"
+    r"/message_(?P<n>\d{1,6})\.json$"
+)
+_TELEGRAM = re.compile(r"(?:^|/)result\.json$")
+
+
+def _container(tree, fmt: str | None, options) -> Iterator[Source]:
+    from chatcrm.importers import messenger, telegram, whatsapp
+
+    paths = tree.paths
+    lowered = {p.lower() for p in paths}
+    if {"channels.json", "users.json"} <= {p.rsplit("/", 1)[-1].lower() for p in lowered}:
+        raise InvalidInput(f"{tree.name}: this is a Slack export, which chatcrm does not read")
+    threads: dict[str, list[tuple[int, str]]] = {}
+    for path in paths:
+        match = _META_THREAD.search(path)
+        if match:
+            threads.setdefault(match["thread"], []).append((int(match["n"]), path))
+    if threads:
+        hint = tree.label.lower() + " " + " ".join(p.lower() for p in paths[:1])
+        for thread, files in sorted(threads.items()):
+            files.sort()
+            first = files[0][1]
+            channel = "instagram" if "instagram" in (first.lower() + " " + hint) else None
+            if "your_facebook_activity" in first or "facebook" in hint:
+                channel = "messenger"
+            opens = [(tree.where(p), (lambda p=p: tree.open(p))) for _, p in files]
+            name = tree.where(first.rsplit("/", 1)[0])
+            yield name, "messenger", _bounded(
+                messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)
+        return
+    results = [p for p in paths if _TELEGRAM.search(p) and p.count("/") <= 2]
+    if results:
+        for path in results:
+            name = tree.where(path)
+            stream = tree.open(path)
+            yield name, "telegram", _bounded(telegram.read(stream, name, options), stream, name)
+        return
+    chats = [p for p in paths if p.lower().endswith(".txt") and whatsapp.chat_file_name(p.rsplit("/", 1)[-1])]
+    if not chats:
+        texts = [p for p in paths if p.lower().endswith(".txt")]
+        chats = texts if len(texts) == 1 else []
+    if chats:
+        for path in chats:
+            name = tree.where(path)
+            stream = tree.open(path)
+            member = os.path.splitext(path.rsplit("/", 1)[-1])[0]
+            label = member if whatsapp.names_a_chat(member) else tree.label
+            yield name, "whatsapp", _bounded(whatsapp.read(stream, name, options, label=label), stream, name)
+        return
+    if any(p.lower().endswith(".md") for p in paths) and any("signal" in p.lower() for p in lowered | {tree.label.lower()}):
+        raise InvalidInput(f"{tree.name}: this is a Signal export, which chatcrm does not read")
+    raise InvalidInput(
+        f"{tree.name}: holds no export chatcrm reads (a WhatsApp chat .txt, a Telegram result.json, "
+        "or Meta's messages/inbox/THREAD/message_N.json)"
+    )
