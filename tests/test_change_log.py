@@ -436,6 +436,7 @@ def _import(store, records, name):
                    files=[service.ImportedFile(name)])
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(files=st.lists(st.lists(_event(), min_size=1, max_size=8, unique_by=lambda r: (r["chat"], r["at"], r["type"])),
