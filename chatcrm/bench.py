@@ -3,7 +3,8 @@
 Generates a realistic event file and measures, in the same run and as medians: a raw
 baseline (parse the JSON lines, insert each into one SQLite table with executemany in one
 transaction), `chatcrm ingest` of the same file and its peak memory, the everyday commands
-on the resulting database and on one of 1,000 events, and the bare start-up. It prints each
+on the resulting database and on one of 1,000 events (with `search` of an order number, of a
+word in nearly every message, and `close --idle`), and the bare start-up. It prints each
 figure and its ratio to the baseline it is judged against. Nothing here is asserted in the
 tests: the tests check behaviour and query plans.
 """
@@ -82,15 +83,18 @@ def row_order(conn, table: str) -> str:
         return "rowid"
     columns = sorted((row for row in conn.execute(f"PRAGMA table_info({table})") if row[5]), key=lambda row: row[5])
     return ", ".join(row[1] for row in columns)
+# ... and the search indexes (FTS5 tables, with their shadow tables), which it derives.
+SEARCH_TABLES = ("messages_fts", "deals_fts")
 
 
 def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
     """The floor for any importer of chatcrm's model: the rows `imported` holds (facts and
     derived states), already computed, written with executemany into a new chatcrm
     database as the import writes them (messages in flushes, their index built after,
-    one transaction). No parsing, no rules. Returns the wall and CPU time of the writes
-    alone (reading the rows back is not counted)."""
-    from chatcrm.store import open_store
+    one transaction; the search index of the messages built after them, that of the
+    deals kept by its triggers). No parsing, no rules. Returns the wall and CPU time of
+    the writes alone (reading the rows back is not counted)."""
+    from chatcrm.store import open_store, search
     from chatcrm.store.batch import FLUSH_EVERY
     from chatcrm.store.schema import MESSAGES_KEY_INDEX
 
@@ -106,7 +110,7 @@ def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
 
     try:
         timed_step(lambda: (conn.execute("BEGIN IMMEDIATE"), conn.execute("PRAGMA defer_foreign_keys=ON"),
-                            conn.execute("DROP INDEX messages_key")))
+                            conn.execute("DROP INDEX messages_key"), search.suspend_message_indexing(conn)))
         for table in STORED_TABLES:
             names = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
             columns = ", ".join(names)
@@ -116,6 +120,7 @@ def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
                 timed_step(lambda: conn.executemany(insert, rows))
             if table == "messages":
                 timed_step(lambda: conn.execute(MESSAGES_KEY_INDEX))
+                timed_step(lambda: search.index_messages_after(conn, 0))
         timed_step(conn.commit)
     finally:
         source.close()
@@ -217,12 +222,18 @@ def main(argv: list[str] | None = None) -> None:
     runs = options.runs * 3
     for label, db in (("1,000 events", small_db), (f"{options.events:,} events", folder / "chatcrm.db")):
         deals = _unread_deals(db, runs)
-        # Reading commands run `runs` times on one deal; writing ones once on each of
-        # `runs` deals (each changes the deal it acts on).
+        order = _order_number(deals[0])
+        idle = f"close --idle 6h --dry-run ({_idle_count(db, 6 * 3600, env['CHATCRM_NOW'])} idle chats)"
+        # Reading commands run `runs` times; writing ones once on each of `runs` deals
+        # (each changes the deal it acts on); `close --idle` once, last.
         commands = {
             "list --limit 50": (lambda d: ["list", "--limit", "50"], TABLE_TARGET),
             "list --limit 50 --format json": (lambda d: ["list", "--limit", "50", "--format", "json"], COMMAND_TARGET),
             "timeline": (lambda d: ["timeline", deals[0]], TABLE_TARGET),
+            f'search "pedido {order}"': (lambda d: ["search", f'"pedido {order}"'], "≈ list"),
+            "search pedido (in 9 of 10 messages)": (lambda d: ["search", "pedido"], None),
+            "search mensaje --sort rank": (lambda d: ["search", "mensaje", "--sort", "rank"], None),
+            idle: (lambda d: ["close", "--idle", "6h", "--dry-run"], None),
             "reply": (lambda d: ["reply", d, "Lo miro ahora mismo", "--author", "Luis"], COMMAND_TARGET),
             "assign": (lambda d: ["assign", d, "Marta"], COMMAND_TARGET),
             "close": (lambda d: ["close", d, "--force"], COMMAND_TARGET),
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
 
             figure, cpu = median_of(len(deals), once)
             rows.append((f"{name} ({label})", figure, figure / startup, cpu / startup_cpu, target))
+        figure, cpu = wall_and_cpu([*chatcrm, "close", "--idle", "6h", "--db", str(db)])
+        rows.append((f"close --idle 6h ({label})", figure, figure / startup, cpu / startup_cpu, None))
     _print(rows)
     if not options.keep:
         import shutil
@@ -255,6 +268,25 @@ def _unread_deals(db: Path, count: int) -> list[str]:
             [count],
         ).fetchall()
         return [row[0] for row in rows]
+    finally:
+        conn.close()
+
+
+def _order_number(deal_key: str) -> int:
+    """The order number `generate` writes in the messages of chat `wa:N`."""
+    return int(deal_key.partition(":")[2]) * 7 % 100000
+
+
+def _idle_count(db: Path, idle_seconds: int, now: str) -> int:
+    from chatcrm import times
+    from chatcrm.rules import idle
+
+    conn = sqlite3.connect(db)
+    try:
+        cutoff = times.from_epoch(idle.cutoff(times.epoch(times.parse(now)), idle_seconds))
+        return conn.execute(
+            f"SELECT count(*) FROM chats c JOIN messages m ON m.id = c.last_message_id WHERE {idle.IDLE_SQL}", [cutoff]
+        ).fetchone()[0]
     finally:
         conn.close()
 

@@ -202,10 +202,22 @@ def _color(stream=None) -> bool:
     return render.use_color(stream or sys.stdout, no_color=bool(os.environ.get("NO_COLOR")))
 
 
-def _store(db: str | None):
+def _terminal(stream=None) -> bool:
+    """Whether output goes to a terminal: text from clients and files is then shown with
+    its control characters escaped, CSV included."""
+    isatty = getattr(stream or sys.stdout, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _store(db: str | None, *, read_only: bool = False, create: bool = False):
+    """The database: read-only commands never create or change it; only `ingest` creates one."""
     from chatcrm.store import open_store
 
-    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True))
+    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
+                      create=create)
 
 
 def _hint_if_empty(store) -> None:
@@ -264,12 +276,22 @@ def ingest(
     from chatcrm import importers, render, service
 
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
+    if "-" in files:
+        _stdin("ingest -")
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
     now = _clock()
     identified = [service.ImportedFile(importers.source_name(path), _sha256(path)) for path in files]
     input_of: list[int] = []  # for each source read, the input it came from
-    store = _store(db)
+    if dry_run and not _db_path(db).exists():
+        import tempfile
+
+        # Nothing is written by a dry run, not even a new database: it runs on a scratch one.
+        scratch = tempfile.TemporaryDirectory(prefix="chatcrm-dry-run-")
+        store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
+    else:
+        new = not _db_path(db).exists()
+        store = _store(db, create=True)
 
     def sources():
         for index, path in enumerate(files):
@@ -278,9 +300,16 @@ def ingest(
                     input_of.append(index)
                     yield source
 
-    report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
-                            dry_run=dry_run, now=now, files=identified, input_of=input_of,
-                            tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
+    try:
+        report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
+                                dry_run=dry_run, now=now, files=identified, input_of=input_of,
+                                tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
+    except Exception:
+        if not dry_run and new:
+            from chatcrm.store.connection import discard_if_empty
+
+            discard_if_empty(store)  # a refused import into a new database leaves no database
+        raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
     for reimport in report.reimports:
@@ -305,15 +334,71 @@ def _sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
-@app.command(epilog=_examples('chatcrm reply 3 "Hola Marta, tu pedido sale hoy."', 'chatcrm reply --author Elena D-1042 "Te reenvío la factura ahora."', 'chatcrm reply 3 -- "-10 % en tu próximo pedido"', 'echo "Texto largo" | chatcrm reply 3 -'))
+Deals = Annotated[
+    List[str],
+    typer.Argument(metavar="DEAL...", help="Deals by id or key; - alone reads them from stdin, one per line.",
+                   show_default=False),
+]
+SkipRefused = Annotated[
+    bool,
+    typer.Option("--skip-refused", help="With several deals: apply the others when a rule refuses some, and list "
+                 "what was skipped (default: change nothing)."),
+]
+
+
+def _deal_refs(args: list[str]) -> list[str]:
+    """The deals a command names: its arguments, or with `-` alone the lines of stdin
+    (blank lines ignored)."""
+    from chatcrm.errors import UsageError
+
+    if "-" not in args:
+        return args
+    if len(args) > 1:
+        raise UsageError("- reads the deals from stdin: give it alone, without other deals")
+    return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+
+
+def _on_deals(store, refs: list[str], one, act, skip_refused: bool, zone, options: dict | None = None) -> None:
+    """Run a command on one deal (`one(ref)`, exactly as it always did) or on several
+    (`act` on each, in one transaction: service.on_many); each outcome is one line on
+    stdout, each refusal or skipped deal one line on stderr."""
+    from chatcrm import render, service
+    from chatcrm.errors import UsageError
+
+    if not refs:
+        typer.echo("no deals given on stdin; nothing to do", err=True)
+        return
+    if len(refs) == 1 and not skip_refused:
+        _say(one(refs[0]), zone)
+        return
+    named = [name for name, value in (options or {}).items() if value is not None]
+    if named and len(refs) > 1:
+        raise UsageError(f"{named[0]} names a chat or activity of one deal: give one deal with it")
+    try:
+        many = service.on_many(store, refs, act, skip_refused=skip_refused)
+    except service.ManyRefused as refused:
+        for refusal in refused.refusals:
+            typer.echo(render.refusal_line(refusal.deal_id, _worded(refusal.error)), err=True)
+        raise
+    for outcome in many.outcomes:
+        _say(outcome, zone)
+    for refusal in many.skipped:
+        typer.echo(render.skipped_deal_line(refusal.deal_id, _worded(refusal.error)), err=True)
+
+
+@app.command(epilog=_examples('chatcrm reply 3 "Hola Marta, tu pedido sale hoy."', 'chatcrm reply --author Elena D-1042 "Te reenvío la factura ahora."', 'chatcrm reply 3 -- "-10 % en tu próximo pedido"', 'echo "Texto largo" | chatcrm reply 3 -', 'chatcrm reply 3 6 8 "Hoy cerramos a las 18:00."', 'chatcrm list --status unread --format ids | chatcrm reply - "Enseguida te atendemos."'))
 def reply(
-    deal: Deal,
-    text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply; - reads it from stdin.")],
+    deals: Annotated[
+        List[str],
+        typer.Argument(metavar="DEAL... TEXT", help="The deals (by id or key; - alone reads them from stdin), then "
+                       "the reply (- reads it from stdin).", show_default=False),
+    ],
     author: Annotated[
         Optional[str],
         typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else your login name)."),
     ] = None,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The open chat, where the deal has several.")] = None,
+    skip_refused: SkipRefused = False,
     at: At = None,
     tz: TzWrite = None,
     db: Db = None,
@@ -322,14 +407,45 @@ def reply(
 
     Records your reply as an employee's message: the chat is read again, and the deal
     keeps its green counter until its activity is completed. A text that starts with
-    '-' goes after '--'.
+    '-' goes after '--'. The last argument is the text; - as the text reads it from
+    stdin, - as the only deal reads the deals from stdin (not both).
     """
     from chatcrm import service
+    from chatcrm.errors import UsageError
 
+    if len(deals) < 2:
+        raise UsageError("give the deal(s) and then the text of the reply: chatcrm reply DEAL... TEXT")
+    *deal_args, text = deals
     if text == "-":
-        text = sys.stdin.read().rstrip("\n")
+        if deal_args == ["-"]:
+            raise UsageError("the deals and the text cannot both come from stdin: give one of them as arguments")
+        text = _stdin_text().rstrip("\n")
+    refs = _deal_refs(deal_args)
     now, zone = _now(at, tz), _display_zone(tz)
-    _say(service.reply(_store(db), deal, text, now=now, author=author or _default_author(), chat=chat), zone)
+    store = _store(db)
+    name = author or _default_author()
+    _on_deals(store, refs, lambda ref: service.reply(store, ref, text, now=now, author=name, chat=chat),
+              lambda ref: service.reply(store, ref, text, now=now, author=name), skip_refused, zone, {"--chat": chat})
+
+
+def _stdin(what: str):
+    """stdin's bytes, or a usage error where there is no stdin (closed: `<&-`)."""
+    from chatcrm.errors import UsageError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None or stream.closed:
+        raise UsageError(f"{what} reads stdin, but stdin is closed")
+    return stream
+
+
+def _stdin_text() -> str:
+    from chatcrm.errors import InvalidInput
+
+    data = _stdin("reply -").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"<stdin>: not UTF-8 text (byte {error.start + 1})")
 
 
 def _default_author() -> str:
@@ -344,12 +460,23 @@ def _default_author() -> str:
         return "agent"
 
 
-@app.command(epilog=_examples('chatcrm close 3', 'chatcrm close 3 --complete', 'chatcrm close 6 --chat 11 --force'))
+@app.command(epilog=_examples('chatcrm close 3', 'chatcrm close 3 --complete', 'chatcrm close 6 --chat 11 --force', 'chatcrm close 3 4 7', 'chatcrm close --idle 24h --complete', 'chatcrm close --idle 2h --dry-run'))
 def close(
-    deal: Deal,
+    deals: Annotated[
+        Optional[List[str]],
+        typer.Argument(metavar="[DEAL...]", help="Deals by id or key; - alone reads them from stdin, one per line.",
+                       show_default=False),
+    ] = None,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Close even though the client is waiting for an answer.")] = False,
     complete: Annotated[bool, typer.Option("--complete", help="Also complete the chat's activity.")] = False,
+    idle: Annotated[
+        Optional[str],
+        typer.Option("--idle", metavar="DURATION", help="Instead of deals: close every open chat whose client has not "
+                     "written since an employee's last message, that long ago (24h, 30m)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --idle: show what would be closed; change nothing.")] = False,
+    skip_refused: SkipRefused = False,
     at: At = None,
     tz: TzWrite = None,
     db: Db = None,
@@ -357,21 +484,46 @@ def close(
     """Close the deal's open chat; its activity stays active.
 
     A client who writes after the close opens a new chat on the same deal. A chat whose
-    client is waiting for an answer is not closed unless --force is given.
+    client is waiting for an answer is not closed unless --force is given. --idle closes
+    the chats that went quiet after an answer (safe to run from cron).
     """
-    from chatcrm import service
+    from chatcrm import render, service
+    from chatcrm.errors import UsageError
 
+    if idle is not None:
+        if deals:
+            raise UsageError("--idle closes every idle chat: give no deals with it")
+        if force or chat is not None or skip_refused:
+            raise UsageError("--idle never closes a chat whose client waits: --force, --chat and --skip-refused do not apply")
+        seconds = _duration(idle, "--idle")
+        if seconds <= 0:
+            raise UsageError("--idle: give a duration longer than zero (24h, 30m)")
+        now, zone = _now(at, tz), _display_zone(tz)
+        report = service.close_idle(_store(db), idle_seconds=seconds, now=now, complete=complete, dry_run=dry_run)
+        for closing in report.closed:
+            typer.echo(render.idle_line(closing, report, zone))
+        typer.echo(render.idle_summary(report), err=True)
+        return
+    if dry_run:
+        raise UsageError("--dry-run goes with --idle")
+    if not deals:
+        raise UsageError("give the deal(s) to close, or --idle DURATION")
+    refs = _deal_refs(deals)
     now, zone = _now(at, tz), _display_zone(tz)
-    _say(service.close(_store(db), deal, now=now, chat=chat, force=force, complete=complete), zone)
+    store = _store(db)
+    _on_deals(store, refs, lambda ref: service.close(store, ref, now=now, chat=chat, force=force, complete=complete),
+              lambda ref: service.close(store, ref, now=now, force=force, complete=complete), skip_refused, zone,
+              {"--chat": chat})
 
 
-@app.command(epilog=_examples('chatcrm complete 3', 'chatcrm complete 6 --activity 11', 'chatcrm complete 8 --force'))
+@app.command(epilog=_examples('chatcrm complete 3', 'chatcrm complete 6 --activity 11', 'chatcrm complete 8 --force', 'chatcrm list --status green --format ids | chatcrm complete - --skip-refused'))
 def complete(
-    deal: Deal,
+    deals: Deals,
     activity: Annotated[
         Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Complete even though the client is waiting for an answer.")] = False,
+    skip_refused: SkipRefused = False,
     at: At = None,
     tz: TzWrite = None,
     db: Db = None,
@@ -384,15 +536,23 @@ def complete(
     """
     from chatcrm import service
 
+    refs = _deal_refs(deals)
     now, zone = _now(at, tz), _display_zone(tz)
-    _say(service.complete(_store(db), deal, now=now, activity=activity, force=force), zone)
+    store = _store(db)
+    _on_deals(store, refs, lambda ref: service.complete(store, ref, now=now, activity=activity, force=force),
+              lambda ref: service.complete(store, ref, now=now, force=force), skip_refused, zone,
+              {"--activity": activity})
 
 
-@app.command(epilog=_examples('chatcrm assign 8 Elena', 'chatcrm assign 6 Luis --chat 11'))
+@app.command(epilog=_examples('chatcrm assign 8 Elena', 'chatcrm assign 6 Luis --chat 11', 'chatcrm assign 3 8 Elena', 'chatcrm search talla --format ids | chatcrm assign - Elena'))
 def assign(
-    deal: Deal,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The employee who becomes responsible.")],
+    deals: Annotated[
+        List[str],
+        typer.Argument(metavar="DEAL... NAME", help="The deals (by id or key; - alone reads them from stdin), then "
+                       "the employee who becomes responsible.", show_default=False),
+    ],
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
+    skip_refused: SkipRefused = False,
     at: At = None,
     tz: TzWrite = None,
     db: Db = None,
@@ -400,12 +560,23 @@ def assign(
     """Make an employee responsible for the deal's open chat.
 
     The deal then shows in that employee's queue (`chatcrm list --agent NAME`). A deal
-    with no open chat is assigned through its latest chat.
+    with no open chat is assigned through its latest chat. The last argument is the
+    employee's name.
     """
     from chatcrm import service
+    from chatcrm.errors import UsageError
 
+    if len(deals) < 2:
+        raise UsageError("give the deal(s) and then the employee's name: chatcrm assign DEAL... NAME")
+    *deal_args, name = deals
+    refs = _deal_refs(deal_args)
     now, zone = _now(at, tz), _display_zone(tz)
-    _say(service.assign(_store(db), deal, name, now=now, chat=chat), zone)
+    store = _store(db)
+    _on_deals(store, refs, lambda ref: service.assign(store, ref, name, now=now, chat=chat),
+              lambda ref: service.assign(store, ref, name, now=now), skip_refused, zone, {"--chat": chat})
+
+
+OVERDUE_EXIT = 7  # list --exit-status: a deal listed has a client waiting past the SLA (README)
 
 
 def _duration(value: str | None, option: str) -> int | None:
@@ -420,7 +591,7 @@ def _duration(value: str | None, option: str) -> int | None:
         raise UsageError(f"{option}: {error}")
 
 
-@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json'))
+@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json', 'chatcrm list --sla 15m --agent Luis --exit-status || notify-send "a client waits"', 'chatcrm list --status grey --format ids | chatcrm complete -'))
 def list_(
     status: Annotated[
         Optional[str],
@@ -444,9 +615,18 @@ def list_(
             help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA).",
         ),
     ] = None,
+    exit_status: Annotated[
+        bool,
+        typer.Option("--exit-status", help=f"Exit with {OVERDUE_EXIT} when a deal listed has a client waiting longer "
+                     "than --sla, else 0 (for monitors)."),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="On a terminal: redraw every --interval until Ctrl-C.")] = False,
     interval: Annotated[str, typer.Option("--interval", metavar="DURATION", help="Time between redraws.")] = "5s",
-    fmt: Format = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="json, jsonl, csv, ids (deal ids, one per line), or a table style (simple, github, …)."),
+    ] = None,
     tz: TzShow = None,
     db: Db = None,
 ) -> None:
@@ -457,22 +637,32 @@ def list_(
     counts each group.
     """
     from chatcrm import render, service
+    from chatcrm.errors import UsageError
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(fmt, ids=True)
     display = _display_zone(tz)
     sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
     every = _duration(interval, "--interval")
-    store = _store(db)
+    if exit_status and sla_seconds is None:
+        raise UsageError("--exit-status needs an SLA: give --sla DURATION (or set $CHATCRM_SLA)")
+    if exit_status and watch:
+        raise UsageError("--exit-status and --watch do not go together: --watch runs until Ctrl-C")
+    if every > 86400:
+        raise UsageError(f"--interval: {interval!r} is too long (at most 1d)")
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
 
-    def draw() -> str:
+    def draw():
         queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
-        return render.queue_output(queue, fmt, display, _color())
+        return render.queue_output(queue, fmt, display, _color(), _terminal()), queue
 
     if watch:
-        _watch(draw, every)
-    else:
-        sys.stdout.write(draw())
+        _watch(lambda: draw()[0], every)
+        return
+    text, queue = draw()
+    sys.stdout.write(text)
+    if exit_status and queue.any_overdue_listed:
+        raise typer.Exit(OVERDUE_EXIT)
 
 
 def _watch(draw, every: int) -> None:
@@ -495,6 +685,58 @@ def _watch(draw, every: int) -> None:
         sys.stdout.write("\n")
 
 
+SEARCH_STATUS_HELP = "Only deals with this status: unread, green or grey."
+
+
+@app.command(epilog=_examples('chatcrm search factura', 'chatcrm search \'"talla M" OR pedi*\' --since 7d', 'chatcrm search 47110 --agent Elena -f json', 'chatcrm search envío --status grey --format ids | chatcrm complete -'))
+def search(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="Words to find (FTS5 syntax: \"exact phrase\", OR, NOT, prefix*).")],
+    deal: Annotated[Optional[str], typer.Option("--deal", metavar="DEAL", help="Only this deal (its id or key).")] = None,
+    channel: Annotated[Optional[str], typer.Option("--channel", metavar="NAME", help="Only chats of this channel (telegram, whatsapp, …).")] = None,
+    agent: Annotated[
+        Optional[str],
+        typer.Option("--agent", metavar="NAME", help="Only the deals this employee is responsible for.",
+                     autocompletion=_complete_employee),
+    ] = None,
+    author: Annotated[Optional[str], typer.Option("--author", metavar="NAME", help="Only messages by this author (a deal: its contact).")] = None,
+    status: Annotated[
+        Optional[str], typer.Option("--status", metavar="STATUS", help=SEARCH_STATUS_HELP, autocompletion=_complete_status)
+    ] = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", metavar="WHEN", help="From this time or date (2026-11-24), or this long ago (7d).")
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", metavar="WHEN", help="Until this time or date (not included), or this long ago.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N matches.")] = 20,
+    sort: Annotated[str, typer.Option("--sort", metavar="ORDER", help="time (newest first) or rank (best match first).")] = "time",
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="json, jsonl, csv, ids (deal ids, one per line), or a table style (simple, github, …)."),
+    ] = None,
+    tz: TzPeriod = None,
+    db: Db = None,
+) -> None:
+    """Find messages, authors, deal titles and contacts by their words.
+
+    Case and accents do not matter (factura finds Factura and facturá), in any script.
+    Each match shows its deal and status, time, direction, author and a snippet with the
+    match marked (highlighted on a terminal, between [ ] when piped).
+    """
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt, ids=True)
+    display = _display_zone(tz)
+    store = _store(db, read_only=True)
+    _hint_if_empty(store)
+    result = service.search(
+        store, query, now=_clock(), limit=limit, sort=sort, deal=deal, channel=channel, agent=agent,
+        author=author, status=status, since=since, until=until, tz=_input_zone(tz),
+    )
+    sys.stdout.write(render.search_output(result, fmt, display, _color(), _terminal()))
+
+
 @app.command(epilog=_examples('chatcrm timeline 2', 'chatcrm timeline D-1042 -f json'))
 def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -> None:
     """Show a deal's history, in time order.
@@ -507,8 +749,8 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    card, entries = service.timeline(_store(db), deal)
-    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color()))
+    card, entries = service.timeline(_store(db, read_only=True), deal)
+    sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color(), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm stats --since 7d', 'chatcrm stats --since 2026-11-24 --until 2026-11-25 -f json'))
@@ -534,10 +776,10 @@ def stats(
     fmt = render.check_format(fmt)
     now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     report = stats_.compute(store, now=now, since=start, until=end).as_dict()
-    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz)))
+    sys.stdout.write(render.stats_output(report, fmt, _display_zone(tz), _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm export -o backup.jsonl', 'chatcrm export --deal 5'))
@@ -560,37 +802,18 @@ def export(
 
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"unknown --format {fmt!r} for export (use jsonl or csv)")
-    store = _store(db)
+    store = _store(db, read_only=True)
     _hint_if_empty(store)
     with store.read():
         records = service.export(store, deal)
         if output is None or output == "-":
-            count = render.write_events(records, fmt, sys.stdout)
+            count = render.write_events(records, fmt, sys.stdout, _terminal())
         else:
-            count = _write_atomically(output, lambda stream: render.write_events(records, fmt, stream))
-    where = "stdout" if output in (None, "-") else output
+            from chatcrm.output import write_to
+
+            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
+    where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
-
-
-def _write_atomically(path: str, write) -> int:
-    """Write a file through a temporary sibling and a rename: never a half-written file."""
-    import tempfile
-
-    from chatcrm.errors import UsageError
-
-    target = os.path.abspath(path)
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".chatcrm-export-", dir=os.path.dirname(target))
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            result = write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return result
 
 
 @app.command(epilog=_examples('chatcrm changes', 'chatcrm changes --limit 5', 'chatcrm changes -f json'))
@@ -610,7 +833,7 @@ def changes(
 
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
-    rows = service.change_log(_store(db), limit)
+    rows = service.change_log(_store(db, read_only=True), limit)
     sys.stdout.write(render.changes_output(rows, fmt, display))
 
 
@@ -635,18 +858,19 @@ def check(db: Db = None) -> None:
     """Verify the database against its facts.
 
     Recomputes every chat, activity and deal from the messages, closes, completions and
-    assignments, and compares. Prints each problem (exit 1), or one `ok:` line.
+    assignments, and compares. Prints each problem (exit 6), or one `ok:` line.
     """
     from chatcrm import render
+    from chatcrm.errors import PROBLEMS_FOUND
     from chatcrm.store import verify
 
-    store = _store(db)
+    store = _store(db, read_only=True)
     problems = verify.check(store)
     if problems:
         listing, error = render.check_problems(store.path, problems)
         sys.stdout.write(listing)
         typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(PROBLEMS_FOUND)
     typer.echo(render.check_ok(store.path, verify.counts(store)))
 
 
@@ -676,6 +900,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:  # stdout or stderr cannot be written: a full disk, a closed terminal
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     except typer.Abort:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
@@ -689,6 +916,9 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
+    except OSError as error:
+        _quiet_stdout()
+        _fail(_io_failure(error), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -727,8 +957,22 @@ def _usage_hint(group, args: list[str]) -> str:
 
 
 def _quiet_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    """Stdout to /dev/null, so that nothing tries to write it again on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests), or already closed
+        pass
+
+
+def _io_failure(error: OSError) -> str:
+    import errno
+
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write the output: {reason}"
+    where = f" ({error.filename})" if error.filename else ""
+    return f"input/output failed{where}: {reason}"
 
 
 def _fail(message: str, code: int) -> None:

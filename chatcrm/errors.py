@@ -23,6 +23,9 @@ class ChatcrmError(Exception):
         return "".join(show_time(part.value) if isinstance(part, Moment) else str(part) for part in self.parts)
 
 
+PROBLEMS_FOUND = 6  # `chatcrm check` found problems (1 means the database cannot be used at all)
+
+
 class UsageError(ChatcrmError):
     """The command was called wrongly (a bad option value)."""
 

@@ -16,6 +16,7 @@ from chatcrm.errors import UsageError
 from chatcrm.rules.statuses import GREEN, GREY, UNREAD
 
 MACHINE_FORMATS = ("json", "jsonl", "csv")
+IDS = "ids"
 DEFAULT_TABLE = "simple"
 
 # Stable, documented field names (README "JSON fields").
@@ -73,20 +74,27 @@ TIMELINE_FIELDS = (
 )
 
 
-def check_format(fmt: str | None) -> str:
-    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table)."""
+def check_format(fmt: str | None, *, ids: bool = False) -> str:
+    """`--format`: json, jsonl, csv or a tabulate style (default: a plain table); with
+    `ids`, also `ids` (deal ids one per line, for another command's `-`)."""
     if fmt is None:
         return DEFAULT_TABLE
-    if fmt in MACHINE_FORMATS:
+    if fmt in MACHINE_FORMATS or (ids and fmt == IDS):
         return fmt
     from tabulate import tabulate_formats  # only when a table is printed
 
     if fmt in tabulate_formats:
         return fmt
     raise UsageError(
-        f"unknown --format {fmt!r} (use json, jsonl, csv, or a table style such as "
+        f"unknown --format {fmt!r} (use json, jsonl, csv{', ids' if ids else ''}, or a table style such as "
         "simple, github, grid, plain)"
     )
+
+
+def deal_ids_output(deal_ids: Iterable[int]) -> str:
+    """`--format ids`: each deal id once, one per line, in the order given."""
+    seen: dict[int, None] = dict.fromkeys(deal_ids)
+    return "".join(f"{deal_id}\n" for deal_id in seen)
 
 
 def use_color(stream: TextIO, *, no_color: bool) -> bool:
@@ -97,14 +105,27 @@ def use_color(stream: TextIO, *, no_color: bool) -> bool:
     return bool(isatty and isatty())
 
 
-_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33"}
+_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33", "match": "1;33"}
 
 
 def paint(text: str, style: str, color: bool) -> str:
     return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if color and text else text
 
 
-_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# What a client or a file wrote must not drive a terminal: C0 controls (ESC starts every
+# escape sequence), DEL, C1 controls (U+009B is a CSI on many terminals), and the marks,
+# overrides and isolates that reorder text (U+202E reverses what follows).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_UNSAFE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# JSON escapes C0 itself; these are left raw by json.dumps and are escaped as \\uXXXX
+# (the same string once parsed). They can only occur inside JSON strings.
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_BIDI}]")
+
+
+def json_safe(encoded: str) -> str:
+    """Encoded JSON with DEL, C1 controls and direction marks written as `\\uXXXX`
+    escapes: the same data, which no terminal can act on."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
 
 
 def safe(text: str | None, *, single_line: bool = False, width: int | None = None) -> str:
@@ -123,39 +144,63 @@ def safe(text: str | None, *, single_line: bool = False, width: int | None = Non
 # ------------------------------------------------------------------ records
 
 
-def records(rows: list[dict], fields: Iterable[str], fmt: str) -> str:
-    """Rows as JSON (an array), JSON Lines or CSV, with the given field names."""
+def records(rows: list[dict], fields: Iterable[str], fmt: str, terminal: bool = False) -> str:
+    """Rows as JSON (an array), JSON Lines or CSV, with the given field names.
+
+    JSON escapes every control and direction mark (`json_safe`); CSV cells never open as
+    a formula (rules/cells.py) and, on a `terminal`, show control characters escaped."""
     fields = tuple(fields)
     if fmt == "json":
-        return json.dumps([_pick(row, fields) for row in rows], ensure_ascii=False, indent=2) + "\n"
+        return json_safe(json.dumps([_pick(row, fields) for row in rows], ensure_ascii=False, indent=2)) + "\n"
     if fmt == "jsonl":
-        return "".join(json.dumps(_pick(row, fields), ensure_ascii=False) + "\n" for row in rows)
+        return "".join(json_safe(json.dumps(_pick(row, fields), ensure_ascii=False)) + "\n" for row in rows)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(fields)
+    writerow = csv_writer(out, terminal)
+    writerow(fields)
     for row in rows:
-        writer.writerow(["" if row.get(f) is None else _csv_value(row.get(f)) for f in fields])
+        writerow(["" if row.get(f) is None else _csv_value(row.get(f)) for f in fields])
     return out.getvalue()
 
 
-def write_events(records: Iterable[dict], fmt: str, stream: TextIO) -> int:
-    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at a time; returns the count."""
+def csv_writer(stream: TextIO, terminal: bool = False):
+    """`writerow` for every CSV chatcrm writes: each text cell neutral (no formula), and
+    quoted when it holds a carriage return (which the csv module, ending lines with \\n,
+    would otherwise leave bare and unreadable); on a terminal, controls made visible."""
+    from chatcrm.rules.cells import neutral
+
+    plain = csv.writer(stream, lineterminator="\n")
+    quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(cells) -> None:
+        cells = [neutral(safe(c) if terminal else c) if isinstance(c, str) else c for c in cells]
+        if any(isinstance(c, str) and "\r" in c for c in cells):
+            quoted.writerow(cells)
+        else:
+            plain.writerow(cells)
+
+    return writerow
+
+
+def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bool = False) -> int:
+    """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at
+    a time; returns the count."""
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS
 
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(FIELDS)
+        writerow = csv_writer(stream, terminal)
+        writerow(FIELDS)
         for count, record in enumerate(records, start=1):
-            writer.writerow([record.get(name, "") for name in FIELDS])
+            writerow([record.get(name, "") for name in FIELDS])
         return count
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every line
     for count, record in enumerate(records, start=1):
-        stream.write(encode(record) + "\n")
+        stream.write(json_safe(encode(record)) + "\n")
     return count
 
 
 def _csv_value(value):
+    """A CSV cell's value (booleans as JSON writes them; the formula rule is csv_writer's)."""
     if value is True:
         return "true"
     if value is False:
@@ -209,6 +254,34 @@ def outcome_line(outcome, tz: tzinfo | None) -> str:
     raise ValueError(f"unknown outcome {o.action!r}")
 
 
+def refusal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused, in a command on several (nothing changed)."""
+    return f"refused deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def skipped_deal_line(deal_id: int, reason: str) -> str:
+    """One deal a rule refused and --skip-refused left as it was."""
+    return f"skipped deal {deal_id}: {safe(reason, single_line=True)}"
+
+
+def idle_line(closing, report, tz: tzinfo | None) -> str:
+    """One chat `close --idle` closed (or, with --dry-run, would close)."""
+    verb = ("would close" if report.dry_run else "closed") + (" and complete" if report.dry_run and report.complete else "")
+    if not report.dry_run and report.complete:
+        verb = "closed and completed"
+    return (f"deal {closing.deal_id}: chat {closing.chat_id} ({safe(closing.chat_key, single_line=True)}) {verb}; "
+            f"quiet since {times.sentence(closing.last_message_at, tz)} "
+            f"({times.duration(closing.quiet_seconds)}) after {safe(closing.author, single_line=True)}'s message")
+
+
+def idle_summary(report) -> str:
+    idle = times.duration(report.idle_seconds)
+    what = "would close" if report.dry_run else "closed"
+    if not report.closed:
+        return f"no open chat has been quiet for {idle} after an employee's message; nothing to close"
+    return f"{what} {len(report.closed)} chat(s) quiet for {idle} or more after an employee's message"
+
+
 def ingest_summary(report, dry_run: bool) -> str:
     """An import's one summary line (service.IngestReport)."""
     what = "would add" if dry_run else "added"
@@ -256,7 +329,7 @@ def skipped_line(invalid) -> str:
 
 def check_ok(path, counts: dict[str, int]) -> str:
     return (
-        f"ok: {path}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
+        f"ok: {safe(str(path), single_line=True)}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
         f"{counts['activities']} activities match what {counts['messages']} messages and "
         f"{counts['chat_events'] + counts['assignments']} other events give"
     )
@@ -264,7 +337,7 @@ def check_ok(path, counts: dict[str, int]) -> str:
 
 def check_problems(path, problems: list[str]) -> tuple[str, str]:
     """(stdout, the error line) for a database with problems."""
-    return "".join(safe(p, single_line=True) + "\n" for p in problems), f"{len(problems)} problem(s) in {path}"
+    return "".join(safe(p, single_line=True) + "\n" for p in problems), f"{len(problems)} problem(s) in {safe(str(path), single_line=True)}"
 
 
 # ------------------------------------------------------------------ list
@@ -273,10 +346,12 @@ def check_problems(path, problems: list[str]) -> tuple[str, str]:
 STATUS_LABEL = {UNREAD: "UNREAD", GREEN: "green", GREY: "grey"}
 
 
-def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool) -> str:
-    """R9's queue as a table with its summary line, or as records for scripts."""
+def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
+    """R9's queue as a table with its summary line, or as records (or deal ids) for scripts."""
+    if fmt == IDS:
+        return deal_ids_output(row["deal_id"] for row in queue.rows)
     if fmt in MACHINE_FORMATS:
-        return records(queue.rows, LIST_FIELDS, fmt)
+        return records(queue.rows, LIST_FIELDS, fmt, terminal)
     rows = []
     for row in queue.rows:
         status = row["status"]
@@ -324,6 +399,59 @@ def summary_line(queue, color: bool) -> str:
     return line
 
 
+# ------------------------------------------------------------------ search
+
+
+SEARCH_FIELDS = ("kind", "deal_id", "deal_key", "status", "at", "direction", "author", "channel", "chat_key",
+                 "text", "snippet")
+PLAIN_MARKS = ("[", "]")  # a match in a snippet, when piped and in JSON/CSV
+
+
+def snippet(text: str | None, color: bool) -> str:
+    """A search snippet on one line, its matches highlighted on a terminal, else between
+    plain markers; the client's text is made safe piece by piece."""
+    from chatcrm.store.search import MATCH_END, MATCH_START
+
+    out = []
+    for n, piece in enumerate((text or "").replace(MATCH_END, MATCH_START).split(MATCH_START)):
+        piece = safe(piece, single_line=True)
+        if n % 2 and piece:
+            piece = paint(piece, "match", True) if color else f"{PLAIN_MARKS[0]}{piece}{PLAIN_MARKS[1]}"
+        out.append(piece)
+    return "".join(out)
+
+
+def search_output(result, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
+    """Search hits as a table and its summary line, or as records, or deal ids."""
+    hits = result.hits
+    if fmt == IDS:
+        return deal_ids_output(h["deal_id"] for h in hits)
+    if fmt in MACHINE_FORMATS:
+        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt, terminal)
+    rows = []
+    for h in hits:
+        if h["kind"] == "deal":
+            who = f"deal · {safe(h['author'], single_line=True, width=20)}" if h["author"] else "deal"
+        else:
+            arrow = "←" if h["direction"] == "client" else "→"
+            who = f"{arrow} {safe(h['author'], single_line=True, width=20)}"
+        rows.append([
+            h["deal_id"],
+            paint(STATUS_LABEL[h["status"]], h["status"], color),
+            times.display(h["at"], tz),
+            who,
+            snippet(h["snippet"], color),
+        ])
+    return table(rows, ["DEAL", "STATUS", "TIME", "FROM", "MATCH"], fmt) + search_summary(result) + "\n"
+
+
+def search_summary(result) -> str:
+    shown = len(result.hits)
+    more = f" (the first {shown}; --limit shows more)" if result.more else ""
+    order = "best match first" if result.sort == "rank" else "newest first"
+    return f"{shown} match(es) for {safe(result.query, single_line=True)}, {order}{more}"
+
+
 # ------------------------------------------------------------------ timeline
 
 
@@ -340,10 +468,11 @@ _STATE_LABEL = {"unread": "Unread", "active": "active (yellow)", "completed": "c
 _STATE_STYLE = {"unread": "unread", "active": "yellow", "completed": "dim"}
 
 
-def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None, color: bool) -> str:
+def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None, color: bool,
+                    terminal: bool = False) -> str:
     """R10's deal card history: a header and a table, or records for scripts."""
     if fmt in MACHINE_FORMATS:
-        return records(entries, TIMELINE_FIELDS, fmt)
+        return records(entries, TIMELINE_FIELDS, fmt, terminal)
     rows = []
     for entry in entries:
         kind = entry["kind"]
@@ -352,7 +481,8 @@ def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None
         if kind == "deal_created":
             detail = f"key {safe(entry['deal_key'], single_line=True)}"
         elif kind == "chat_opened":
-            detail = f"{safe(entry['chat_key'], single_line=True)} ({entry['channel']}), by {entry['opened_by']}"
+            detail = (f"{safe(entry['chat_key'], single_line=True)} ({safe(entry['channel'], single_line=True)}), "
+                      f"by {entry['opened_by']}")
             if entry["unread"]:
                 detail += " · " + paint(f"Unread since {times.display(entry['waiting_since'], tz)}", "unread", color)
         elif kind in ("activity_created", "activity_completed"):
@@ -408,12 +538,12 @@ def stats_rows(report: dict) -> list[dict]:
     return rows
 
 
-def stats_output(report: dict, fmt: str, tz: tzinfo | None) -> str:
+def stats_output(report: dict, fmt: str, tz: tzinfo | None, terminal: bool = False) -> str:
     if fmt == "json":
-        return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+        return json_safe(json.dumps(report, ensure_ascii=False, indent=2)) + "\n"
     rows = stats_rows(report)
     if fmt in MACHINE_FORMATS:
-        return records(rows, STATS_FIELDS, fmt)
+        return records(rows, STATS_FIELDS, fmt, terminal)
 
     def shown(seconds) -> str:
         return "" if seconds is None else times.duration(seconds, precise=True)

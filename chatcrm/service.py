@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
 from chatcrm.rules import employees as employee_rule
+from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
@@ -487,6 +488,118 @@ def change_log(store: Store, limit: int | None = None) -> list[dict]:
     return rows
 
 
+@dataclass
+class IdleClosing:
+    """One chat `close --idle` closed: quiet since its last message, an employee's."""
+
+    deal_id: int
+    chat_id: int
+    chat_key: str
+    activity_id: int
+    last_message_at: str
+    author: str
+    quiet_seconds: int
+
+
+@dataclass
+class IdleReport:
+    closed: list[IdleClosing]
+    idle_seconds: int
+    complete: bool
+    dry_run: bool
+
+
+def close_idle(store: Store, *, idle_seconds: int, now: str, complete: bool = False, dry_run: bool = False) -> IdleReport:
+    """Close every idle chat (rules/idle.py) at `now`, and with `complete` complete its
+    activity, in one write transaction: a client who writes while it runs either
+    makes their chat not idle before it looks, or opens a new chat after it closed.
+    Never a chat whose client is waiting. `dry_run` reports and changes nothing."""
+    from chatcrm.events import Event
+
+    if idle_seconds <= 0:
+        raise UsageError("--idle: give a duration longer than zero (24h, 30m)")
+    now_epoch = times.epoch(now)
+    cutoff = times.from_epoch(idle_rule.cutoff(now_epoch, idle_seconds))
+    with store.write():
+        chats = queries.idle_chats(store, cutoff)
+        closed = [
+            IdleClosing(c["deal_id"], c["chat_id"], c["chat_key"], c["activity_id"], c["last_message_at"], c["author"],
+                        now_epoch - times.epoch(c["last_message_at"]))
+            for c in chats
+        ]
+        if not dry_run and chats:
+            events = []
+            for c in chats:
+                events.append(Event("close", c["chat_key"], now, source="close"))
+                if complete and c["completed_at"] is None:
+                    events.append(Event("complete", c["chat_key"], now, session=c["opened_at"], source="close"))
+            _record(store, events, "close", {"idle": idle_seconds, "complete": complete,
+                                             "chats": [c["chat_id"] for c in chats]}, now)
+    return IdleReport(closed, idle_seconds, complete, dry_run)
+
+
+# ------------------------------------------------------------------ many deals at once
+
+
+class ManyRefused(Refused):
+    """Some deals of a command on many were refused by a rule: nothing changed."""
+
+    def __init__(self, refusals: list["Refusal"], total: int):
+        super().__init__(f"{len(refusals)} of {total} deals refused by a rule; nothing changed "
+                         "(--skip-refused applies the rest)")
+        self.refusals = refusals
+
+
+@dataclass
+class Refusal:
+    deal_id: int
+    error: Refused
+
+
+@dataclass
+class ManyOutcome:
+    """What a command did on each of several deals: `outcomes` in the order given, and
+    with `skip_refused` the deals a rule refused (`skipped`)."""
+
+    outcomes: list[Outcome]
+    skipped: list[Refusal] = field(default_factory=list)
+
+
+def on_many(store: Store, deal_refs: list[str], act, *, skip_refused: bool = False) -> ManyOutcome:
+    """Apply `act(deal_ref) -> Outcome` (reply, close, complete, assign) to each deal in
+    one transaction. Every deal must exist (else NotFound naming the unknown ones, and
+    nothing changes); a deal named twice is acted on once. When a rule refuses some,
+    nothing changes and ManyRefused lists each with its reason — unless `skip_refused`:
+    then the others are applied and the refused ones reported as skipped."""
+    refs = [str(ref).strip() for ref in deal_refs]
+    outcomes: list[Outcome] = []
+    refusals: list[Refusal] = []
+    with store.write():
+        found, unknown = {}, []
+        for ref in refs:
+            deal = queries.find_deal(store, ref)
+            if deal is None:
+                unknown.append(ref)
+            else:
+                found.setdefault(deal["deal_id"], ref)
+        if unknown:
+            names = ", ".join(repr(ref) for ref in dict.fromkeys(unknown))
+            raise NotFound(f"no deal {names} (give deal ids or keys, one per line on stdin; "
+                           "`chatcrm list --format ids` prints them); nothing changed")
+        conn = store.conn
+        for deal_id in found:
+            conn.execute("SAVEPOINT one_deal")
+            try:
+                outcomes.append(act(str(deal_id)))
+            except Refused as error:
+                conn.execute("ROLLBACK TO one_deal")
+                refusals.append(Refusal(deal_id, error))
+            conn.execute("RELEASE one_deal")
+        if refusals and not skip_refused:
+            raise ManyRefused(refusals, len(found))
+    return ManyOutcome(outcomes, refusals)
+
+
 # ------------------------------------------------------------------ reading
 
 
@@ -540,6 +653,77 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
         yield record
 
 
+MOST_DEALS = 1 << 62  # more deals than any database holds, and an integer SQLite takes
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[dict]
+    sort: str
+    more: bool  # more hits than the limit
+
+
+SEARCH_SORTS = ("time", "rank")
+
+
+def search(
+    store: Store,
+    query: str,
+    *,
+    now: str,
+    limit: int = 20,
+    sort: str = "time",
+    deal: str | None = None,
+    channel: str | None = None,
+    agent: str | None = None,
+    author: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    tz=None,
+) -> SearchResult:
+    """Full-text search (FTS5 syntax) over messages, their authors, and deal titles and
+    contacts, newest first or best match first, filtered (store/search.py)."""
+    from chatcrm.stats import period
+    from chatcrm.store import search as search_store
+
+    if not query.strip():
+        raise UsageError("the search query is empty")
+    if sort not in SEARCH_SORTS:
+        raise UsageError(f"unknown --sort {sort!r} (use time or rank)")
+    if limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    if status is not None:
+        try:
+            statuses.parse(status)
+        except ValueError as error:
+            raise UsageError(str(error))
+    start, end = period(since, until, tz, now)
+    with store.read():
+        deal_id = find_deal(store, deal)["deal_id"] if deal is not None else None
+        if agent is not None:
+            agent = _employee(store, agent)
+        try:
+            hits = search_store.search(
+                store, query, limit=limit + 1, sort=sort, deal_id=deal_id, channel=channel, agent=agent,
+                author=author, status=status, since=start, until=end,
+            )
+        except search_store.MalformedQuery as error:
+            raise UsageError(
+                f"malformed search query {query!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
+                "text: or author: before a word; put other punctuation inside double quotes)"
+            )
+    return SearchResult(query, hits[:limit], sort, len(hits) > limit)
+
+
+def _employee(store: Store, agent: str) -> str:
+    agent = agent.strip()
+    if not queries.is_employee(store, agent):
+        raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
+    return agent
+
+
 @dataclass
 class Queue:
     rows: list[dict]
@@ -551,6 +735,11 @@ class Queue:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def any_overdue_listed(self) -> bool:
+        """Whether a deal of `rows` has a client waiting longer than the SLA (rules/sla.py)."""
+        return any(row.get("overdue") for row in self.rows)
 
 
 def queue(
@@ -574,10 +763,10 @@ def queue(
             raise UsageError(str(error))
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if limit is not None:
+        limit = min(limit, MOST_DEALS)  # a larger limit shows them all, as this one does
     if agent is not None:
-        agent = agent.strip()
-        if not queries.is_employee(store, agent):
-            raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
+        agent = _employee(store, agent)
     rows = queries.queue(store, status, limit, agent)
     now_epoch = times.epoch(now)
     for row in rows:

@@ -2,6 +2,12 @@
 
 The fixed width makes text order equal time order, so SQLite can sort and index the
 columns directly, and the `sqlite3` shell shows readable values.
+
+The times chatcrm keeps run from `EARLIEST` to `LATEST`: from the Unix epoch to a day
+before the calendar's end, so that every zone (offsets up to ±23:59) can show them.
+A time outside that range is refused wherever it enters — in a file (invalid input), in
+an option or $CHATCRM_NOW (a usage error) — and one stored before this rule still
+displays (in UTC where the zone cannot show it).
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ from typing import NamedTuple
 from chatcrm.errors import UsageError
 
 UTC = timezone.utc
+EARLIEST = "1970-01-01T00:00:00Z"
+LATEST = "9999-12-30T23:59:59Z"
+RANGE = f"{EARLIEST} to {LATEST}"
+MAX_OFFSET = timedelta(hours=23, minutes=59)
 _HAS_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 
 
@@ -23,6 +33,8 @@ def zone(name: str | None) -> tzinfo:
     if re.fullmatch(r"[+-]\d\d:?\d\d", name):
         sign = 1 if name[0] == "+" else -1
         hours, minutes = int(name[1:3]), int(name[-2:])
+        if hours > 23 or minutes > 59:
+            raise UsageError(f"unknown time zone {name!r} (an offset runs from -23:59 to +23:59, e.g. +03:00)")
         return timezone(sign * timedelta(hours=hours, minutes=minutes))
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,9 +45,16 @@ def zone(name: str | None) -> tzinfo:
 
 
 def stored(moment: datetime) -> str:
-    """A datetime (aware) as stored text, truncated to the second."""
-    u = moment.astimezone(UTC)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    """A datetime (aware) as stored text, truncated to the second; raises ValueError for
+    a time outside `EARLIEST`–`LATEST`."""
+    try:
+        u = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        u = None
+    text = None if u is None else f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    if text is None or not EARLIEST <= text <= LATEST:
+        raise ValueError(f"{moment.isoformat()} is outside the times chatcrm keeps ({RANGE})")
+    return text
 
 
 # Stored text with every field in range: only the day of the month can still be wrong
@@ -49,7 +68,7 @@ _DAYS_SEEN: dict[str, bool] = {}
 def stored_text(value: object) -> str | None:
     """`value` itself when it is already stored time text (most imported times), else
     None: `parse` then reads it, or says what is wrong with it."""
-    if type(value) is not str or not _STORED_IN_RANGE.match(value):
+    if type(value) is not str or not _STORED_IN_RANGE.match(value) or not EARLIEST <= value <= LATEST:
         return None
     day = value[:10]
     valid = _DAYS_SEEN.get(day)
@@ -81,7 +100,7 @@ def parse(value: object, tz: tzinfo = UTC) -> str:
         if text[-1] in "Zz":
             text = text[:-1] + "+00:00"
         moment = datetime.fromisoformat(text)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         reason = str(error) if "ISO 8601" in str(error) or "range" in str(error) else "expected ISO 8601, e.g. 2026-11-24T09:15:00Z"
         raise ValueError(f"unreadable time {value!r} ({reason})") from None
     if moment.tzinfo is None:
@@ -90,7 +109,12 @@ def parse(value: object, tz: tzinfo = UTC) -> str:
 
 
 def from_epoch(seconds: float) -> str:
-    return stored(datetime.fromtimestamp(int(seconds), UTC))
+    """Seconds since the epoch as stored text; ValueError outside `EARLIEST`–`LATEST`."""
+    try:
+        moment = datetime.fromtimestamp(int(seconds), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{seconds} seconds after 1970 is outside the times chatcrm keeps ({RANGE})") from None
+    return stored(moment)
 
 
 def to_datetime(value: str) -> datetime:
@@ -121,20 +145,30 @@ def sentence(value: str, tz: tzinfo | None) -> str:
     its offset in another zone (`2026-11-24T18:00:00+01:00`)."""
     if tz is UTC:
         return value
-    moment = to_datetime(value)
-    local = moment.astimezone(tz) if tz is not None else moment.astimezone()
-    if local.utcoffset() == timedelta(0):
+    local = _local(value, tz)
+    if local is None or local.utcoffset() == timedelta(0):
         return value
     return local.isoformat(timespec="seconds")
+
+
+def _local(value: str, tz: tzinfo | None) -> datetime | None:
+    """A stored time in `tz` (the machine's zone when None), or None where that zone
+    cannot show it (a time stored before the range was kept, at the calendar's edge)."""
+    try:
+        moment = to_datetime(value)
+        return moment.astimezone(tz) if tz is not None else moment.astimezone()
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def display(value: str | None, tz: tzinfo | None) -> str:
     """A stored time for a table: `YYYY-MM-DD HH:MM` in the user's zone."""
     if not value:
         return ""
-    moment = to_datetime(value)
-    local = moment.astimezone(tz) if tz is not None else moment.astimezone()
-    return local.strftime("%Y-%m-%d %H:%M")
+    local = _local(value, tz)
+    if local is None:
+        return f"{value[:10]} {value[11:16]} UTC"
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
 
 
 def duration(seconds: float, *, precise: bool = False) -> str:
@@ -157,9 +191,15 @@ _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _ISO_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?\Z", re.IGNORECASE)
 
 
+MAX_DURATION = 8_000 * 365 * 86400  # about the span of the times chatcrm keeps
+
+
 def parse_duration(value: str) -> int:
-    """`15m`, `1h30m`, `2d`, `90s`, `1w` (or ISO 8601 `PT15M`) as seconds; raises ValueError."""
+    """`15m`, `1h30m`, `2d`, `90s`, `1w` (or ISO 8601 `PT15M`) as seconds, at most
+    `MAX_DURATION`; raises ValueError."""
     text = value.strip()
+    if re.search(r"\d{13}", text):  # more than MAX_DURATION in any unit (and no 10,000-digit number)
+        raise ValueError(f"duration {value[:40]!r} is too long (at most 8000 years)")
     iso = _ISO_DURATION.match(text)
     if iso and any(iso.groups()) and not text.upper().endswith("T"):
         days, hours, minutes, seconds = (int(g or 0) for g in iso.groups())
@@ -172,6 +212,8 @@ def parse_duration(value: str) -> int:
         total = sum(int(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
     if total <= 0:
         raise ValueError(f"duration {value!r} must be longer than zero")
+    if total > MAX_DURATION:
+        raise ValueError(f"duration {value!r} is too long (at most 8000 years)")
     return total
 
 
@@ -191,7 +233,13 @@ def parse_moment(value: str, tz: tzinfo, now_text: str) -> str:
     if _HAS_TIME.match(text):
         return parse(text, tz)
     try:
-        return from_epoch(epoch(now_text) - parse_duration(text))
-    except ValueError:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        if "too long" in str(error):
+            raise
         raise ValueError(f"unreadable time {value!r} (use a date 2026-11-24, a time 2026-11-24T09:00, or 7d for "
                          "seven days ago)") from None
+    start = epoch(now_text) - seconds
+    if start < 0:
+        raise ValueError(f"{value!r} ago is before {EARLIEST}, the earliest time chatcrm keeps")
+    return from_epoch(start)

@@ -26,12 +26,20 @@ class Result:
         return json.loads(self.out)
 
 
-def run(*args, input: str | bytes | None = None) -> Result:
-    """Run the console script in-process; returns exit code, stdout and stderr."""
+class Terminal(io.StringIO):
+    """Captured output that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*args, input: str | bytes | None = None, tty: bool = False) -> Result:
+    """Run the console script in-process; returns exit code, stdout and stderr (both
+    seen by chatcrm as terminals when `tty`)."""
     from chatcrm.cli import main
 
     data = input.encode() if isinstance(input, str) else (input or b"")
-    out, err = io.StringIO(), io.StringIO()
+    out, err = (Terminal(), Terminal()) if tty else (io.StringIO(), io.StringIO())
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
     sys.stdout, sys.stderr = out, err
@@ -88,3 +96,12 @@ def said(outcome) -> str:
 
 def chats(store, ref):
     return queries.deal_chats(store, deal(store, ref)["deal_id"])
+
+
+def nothing_written() -> bool:
+    """After a refused command on a new database: no database was created (or, where one
+    was there, its queue is still empty)."""
+    import os
+
+    db = Path(os.environ["CHATCRM_DB"])
+    return not db.exists() or run("list", "-f", "json").json() == []

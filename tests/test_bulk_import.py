@@ -9,6 +9,8 @@ import sqlite3
 
 import pytest
 
+from chatcrm.store import open_store
+
 from chatcrm import store as store_module
 from chatcrm.store import batch as batch_module
 from tests.helpers import msg, run, write_jsonl
@@ -94,6 +96,8 @@ def test_building_the_index_at_the_end_gives_what_keeping_it_gives(tmp_path, mon
 
 def test_a_refused_large_import_leaves_the_new_database_with_its_index_and_nothing_else(tmp_path):
     db = tmp_path / "new.db"
+    # An empty database that exists already (a refused import into a missing one leaves none).
+    open_store(db).close()
     records = day_with_repeats() + [{"type": "message", "chat": "wa:1", "at": "2026-11-24T11:00:00Z"}]  # no "from"
     result = run("ingest", "--db", db, write_jsonl(tmp_path / "bad.jsonl", records))
     assert result.code == 5

@@ -346,7 +346,7 @@ def test_check_verifies_the_change_log(tmp_path, tamper, problem):
         conn.execute(tamper)
     conn.close()
     result = run("check")
-    assert result.code == 1 and problem in result.out.splitlines()
+    assert result.code == 6 and problem in result.out.splitlines()
 
 
 # ------------------------------------------------------------------ older databases

@@ -272,7 +272,9 @@ def test_ingest_reads_stdin_and_csv(tmp_path):
 def test_dry_run_writes_nothing(tmp_path):
     result = run("ingest", "--dry-run", FIXTURES / "support-day.jsonl")
     assert result.code == 0 and result.err.startswith("would add 23 message(s)")
-    assert run("list", "-f", "json").json() == []
+    # Not even a database is created: `list` says there is none (read-only commands never create one).
+    listed = run("list", "-f", "json")
+    assert listed.code == 1 and "no chatcrm database at" in listed.err and not (tmp_path / "chatcrm.db").exists()
 
 
 def test_reply_text_from_stdin(small):
@@ -299,7 +301,7 @@ def test_db_option_env_and_default_path(tmp_path, monkeypatch):
 def test_a_new_database_is_in_wal_mode_with_its_schema(tmp_path):
     import sqlite3
 
-    run("list", "--db", tmp_path / "new.db")
+    assert run("ingest", "--db", tmp_path / "new.db", FIXTURES / "support-day.jsonl").code == 0  # only ingest creates one
     conn = sqlite3.connect(tmp_path / "new.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}

@@ -10,7 +10,7 @@ from chatcrm import importers
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event
 from chatcrm.importers import ImportOptions
-from tests.helpers import FIXTURES, run
+from tests.helpers import FIXTURES, run, nothing_written
 
 FACEBOOK = FIXTURES / "meta" / "facebook-tiendasol-2025"
 INSTAGRAM = FIXTURES / "meta" / "instagram-tiendasol-2025"
@@ -74,7 +74,7 @@ def test_a_broken_thread_in_a_zip_refuses_the_whole_zip(tmp_path):
     (copy / "your_facebook_activity/messages/inbox/clientesvip_20002/message_1.json").write_text('{"messages": [', encoding="utf-8")
     result = run("ingest", zipped(copy, tmp_path / "x.zip"), "--agent", "Tienda Sol")
     assert result.code == 5 and "clientesvip_20002/message_1.json" in result.err
-    assert run("list", "-f", "json").json() == []
+    assert nothing_written()
 
 
 def test_older_layout_messages_inbox_and_a_single_file_by_its_path(tmp_path):

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from tests.helpers import FIXTURES, run
+from tests.helpers import FIXTURES, run, nothing_written
 
 UNSUPPORTED = FIXTURES / "unsupported"
 
@@ -17,7 +17,7 @@ def test_formats_chatcrm_does_not_read_are_refused_by_name(path, name):
     result = run("ingest", UNSUPPORTED / path)
     assert result.code == 5, result.err
     assert f"this is a {name} export" in result.err and result.err.count("\n") == 1
-    assert run("list", "-f", "json").json() == []
+    assert nothing_written()
 
 
 def test_a_slack_zip_is_refused_by_name(tmp_path):
@@ -39,7 +39,7 @@ def test_an_agent_that_matches_no_author_in_any_file_is_refused_and_nothing_writ
     result = run("ingest", *files, "--agent", "Tienda Sol", "--agent", "Nadie")
     assert result.code == 5
     assert "--agent 'Nadie' matches no author" in result.err and "authors found: Marta Gómez, Raúl Díaz, Tienda Sol" in result.err
-    assert run("list", "-f", "json").json() == []
+    assert nothing_written()
 
 
 def test_an_agent_found_in_only_one_of_the_files_is_enough():

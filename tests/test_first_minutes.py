@@ -50,6 +50,11 @@ def test_ingest_takes_f_like_every_other_command(tmp_path):
 
 
 def test_an_empty_database_says_once_on_stderr_how_to_begin():
+    import os
+
+    from chatcrm.store import open_store
+
+    open_store(os.environ["CHATCRM_DB"], create=True).close()  # made, nothing imported yet
     result = run("list")
     assert result.code == 0 and result.out == "0 unread · 0 green · 0 grey\n"  # stdout unchanged
     assert result.err.count("\n") == 1 and "chatcrm ingest" in result.err

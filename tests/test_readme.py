@@ -37,9 +37,17 @@ def test_each_transcript_is_what_chatcrm_prints(block, monkeypatch, tmp_path):
     steps = ("$ chatcrm" + session).split("\n$ ")
     for step in steps:
         command, _, expected = step.removeprefix("$ ").partition("\n")
+        # A step that ends in "(exit N)" shows a command that exits with N.
+        code = re.search(r"\n?\(exit (\d+)\)\s*$", expected)
+        if code:
+            expected = expected[: code.start()]
+        stdin = None
+        if " | chatcrm " in command:  # `chatcrm A | chatcrm B`: A's stdout is B's stdin
+            first, _, command = command.partition(" | ")
+            stdin = run(*shlex.split(first)[1:]).out
         args = shlex.split(command)[1:]
-        result = run(*args)
-        assert result.code == 0, command
+        result = run(*args, input=stdin)
+        assert result.code == (int(code.group(1)) if code else 0), command
         assert (result.out + result.err).strip() == expected.strip(), command
 
 

@@ -11,6 +11,7 @@ from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
 from chatcrm.importers.limits import MAX_LINE, excerpt, text_lines
+from chatcrm.rules.cells import restored
 
 FIELDS = (
     "type", "id", "chat", "deal", "deal_id", "chat_id", "activity_id", "channel", "contact", "title",
@@ -81,7 +82,8 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
             if len(row) != len(header):
                 yield Invalid(source, number, f"{len(row)} cells where the header has {len(header)}")
                 continue
-            record = {name: cell for name, cell in zip(header, row) if cell != ""}
+            # A cell chatcrm wrote with a quote in front (no formula) reads back as it was.
+            record = {name: restored(cell) for name, cell in zip(header, row) if cell != ""}
             yield event_from_record(record, source, number, options.tz)
     except csv.Error as error:
         raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {excerpt(str(error), 80)}")

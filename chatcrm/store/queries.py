@@ -7,6 +7,7 @@ commands cost the same however large the database grows.
 from __future__ import annotations
 
 from chatcrm.rules import employees as employee_rule
+from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
 from chatcrm.rules.statuses import STATUSES
 from chatcrm.store.connection import Store
@@ -20,7 +21,7 @@ def is_empty(store: Store) -> bool:
 def find_deal(store: Store, ref: str) -> dict | None:
     """A deal (its row of the queue) by its id (digits) or its key."""
     row = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) < 19:  # an id SQLite can hold; longer digits are a key
         row = store.row("SELECT * FROM queue WHERE deal_id = ?", [int(ref)])
     if row is None:
         row = store.row("SELECT * FROM queue WHERE deal_key = ?", [ref])
@@ -99,6 +100,23 @@ def count_overdue(store: Store, now_epoch: int, sla_seconds: int, agent: str | N
         sql += " AND responsible = ?"
         params.append(agent)
     return store.conn.execute(sql, params).fetchone()[0]
+
+
+def idle_chats(store: Store, cutoff: str) -> list[dict]:
+    """The open chats that have been quiet since an employee's message at or before
+    `cutoff` (rules/idle.py), oldest first, through the `chats_idle` index."""
+    return store.rows(
+        f"""
+        SELECT c.id AS chat_id, c.chat_key, c.deal_id, c.opened_at, c.last_message_at, m.author,
+               a.id AS activity_id, a.completed_at
+        FROM chats c INDEXED BY chats_idle
+        JOIN messages m ON m.id = c.last_message_id
+        JOIN activities a ON a.chat_id = c.id
+        WHERE {idle_rule.IDLE_SQL}
+        ORDER BY c.last_message_at, c.id
+        """,
+        [cutoff],
+    )
 
 
 def is_employee(store: Store, name: str) -> bool:

@@ -247,8 +247,75 @@ def m004_identity_without_direction(db) -> None:
     conn.execute(MESSAGES_KEY_INDEX)
 
 
+# Full-text search (store/search.py): FTS5 over the messages (their text and author) and
+# over the deals (their title, and their contact as the `author` column), one tokenizer
+# for both that ignores case and accents in every script.
+SEARCH_TOKENIZER = "unicode61 remove_diacritics 2"
+
+# The messages' index follows every write to the table. A large import drops these
+# triggers and indexes its new messages in one statement at its end (store/batch.py); a
+# migration that rebuilds `messages` must create them again.
+MESSAGES_SEARCH_TRIGGERS = (
+    """
+    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_update AFTER UPDATE OF text, author ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+)
+MESSAGES_SEARCH_TRIGGER_NAMES = ("messages_search_insert", "messages_search_delete", "messages_search_update")
+
+_DEAL_CONTACT = "(SELECT name FROM contacts WHERE id = new.contact_id)"
+DEALS_SEARCH_TRIGGERS = (
+    f"""
+    CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    f"""
+    CREATE TRIGGER deals_search_update AFTER UPDATE OF title, contact_id ON deals
+    WHEN old.title IS NOT new.title OR old.contact_id IS NOT new.contact_id BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    """
+    CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+    END
+    """,
+)
+
+
 @migrations()
-def m005_change_log(db) -> None:
+def m005_search_and_idle_index(db) -> None:
+    """Full-text search over messages and deals, built in place from what is stored;
+    and an index of the open chats whose client is not waiting, by their last message,
+    for `close --idle`."""
+    for statement in (
+        f"CREATE VIRTUAL TABLE messages_fts USING fts5(text, author, content='messages', content_rowid='id', "
+        f"tokenize='{SEARCH_TOKENIZER}')",
+        "INSERT INTO messages_fts (rowid, text, author) SELECT id, text, author FROM messages",
+        *MESSAGES_SEARCH_TRIGGERS,
+        f"CREATE VIRTUAL TABLE deals_fts USING fts5(text, author, tokenize='{SEARCH_TOKENIZER}')",
+        "INSERT INTO deals_fts (rowid, text, author) "
+        "SELECT d.id, d.title, c.name FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+        *DEALS_SEARCH_TRIGGERS,
+        "CREATE INDEX chats_idle ON chats (last_message_at) WHERE closed_at IS NULL AND waiting_since IS NULL",
+    ):
+        db.execute(statement)
+@migrations()
+def m006_change_log(db) -> None:
     """The change log: every write (an import or a command) is a change, linked to each
     fact it brought, so that `chatcrm undo` can take it back. The facts stored before
     this migration belong to one change "before the change log" (id 1, no time)."""

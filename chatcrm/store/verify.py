@@ -1,14 +1,18 @@
 """`chatcrm check`: the database against SQLite's integrity and against its own facts.
 
-Every derived state is recomputed from the stored facts inside a savepoint that is then
-rolled back, and SQL compares the two: only what differs is read into memory, however
-large the database.
+SQLite's checks run in a read transaction. The derived states are then recomputed from
+the stored facts in a private snapshot of the database (SQLite's backup into a temporary
+file of its own, deleted when closed), and SQL compares the two there: `check` takes no
+write lock, so writers go on meanwhile, it works on a read-only file, and only what
+differs is read into memory, however large the database.
 """
 
 from __future__ import annotations
 
+import sqlite3
+
 from chatcrm.rules.statuses import GREY, RANK
-from chatcrm.store import changes, projection
+from chatcrm.store import changes, projection, search
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
@@ -31,17 +35,33 @@ def check(store: Store, most: int = CHECK_MOST) -> list[str]:
     """Everything wrong with the database: SQLite's integrity, foreign keys, and every
     derived state that differs from what the stored facts give recomputed from scratch
     (up to `most` deals and chats of each kind of difference)."""
+    with store.read():
+        conn = store.conn
+        problems = [f"integrity: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        if problems:
+            return problems
+        problems += [
+            f"foreign key: {table} row {rowid} points to a missing {parent}"
+            for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
+        ]
+    snapshot = sqlite3.connect("")  # deleted on close
+    try:
+        store.conn.backup(snapshot)  # in one step: one consistent snapshot
+        snapshot.execute("PRAGMA foreign_keys=ON")
+        return problems + _derived_differences(Store(snapshot, store.path), most)
+    finally:
+        snapshot.close()
+
+
+def _derived_differences(store: Store, most: int) -> list[str]:
+    """Every derived state of `store` (a private snapshot: it is changed) that differs from
+    what its facts give recomputed from scratch."""
     conn = store.conn
-    problems = [f"integrity: {row[0]}" for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-    if problems:
-        return problems
-    problems += [
-        f"foreign key: {table} row {rowid} points to a missing {parent}"
-        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
-    ]
-    problems += changes.problems(store)
+    problems: list[str] = changes.problems(store)
     differing: dict[str, tuple[dict, dict]] = {}
     with store.write():
+        # (the integrity check of an FTS5 index is an INSERT: inside this transaction)
+        problems += search.problems(store)
         for kind, sql in _DERIVED_STATES.items():
             conn.execute(f"DROP TABLE IF EXISTS temp.stored_{kind}")
             conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")

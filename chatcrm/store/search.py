@@ -1,0 +1,166 @@
+"""Full-text search: the FTS5 indexes of the messages and the deals, and their queries.
+
+`messages_fts` indexes each message's `text` and `author` (external content: the text is
+stored once, in `messages`); `deals_fts` each deal's title (as `text`) and contact (as
+`author`), so that a column filter (`author:ana`) means the same in both. Both are derived
+and kept in step by triggers on `messages` and `deals` (store/schema.py, m005): every
+write — an import, a reply, a deletion — updates them in the same transaction. A large
+import sets the messages' triggers aside and indexes its new messages at its end
+(`suspend_message_indexing`, `index_messages_after`). `chatcrm check` verifies both
+(`problems`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from chatcrm.store.connection import Store
+
+# Where a snippet's match starts and ends: private-use characters, which the renderer
+# turns into highlighting or plain markers (a client's own text never holds them by
+# accident, and holding them on purpose changes only what is highlighted).
+MATCH_START, MATCH_END = "\ue000", "\ue001"
+SNIPPET_TOKENS = 16
+SEARCH_TABLES = ("messages_fts", "deals_fts")  # and their FTS5 shadow tables
+
+
+class MalformedQuery(ValueError):
+    """The FTS5 query cannot be parsed; the message says why."""
+
+
+def suspend_message_indexing(conn: sqlite3.Connection) -> int:
+    """For a large import: drop the messages' search triggers (in the import's
+    transaction: a rollback brings them back). Returns the last message id indexed."""
+    from chatcrm.store.schema import MESSAGES_SEARCH_TRIGGER_NAMES
+
+    for name in MESSAGES_SEARCH_TRIGGER_NAMES:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    return conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+
+
+def index_messages_after(conn: sqlite3.Connection, last_indexed: int) -> None:
+    """Index every message with an id above `last_indexed` in one statement, and bring
+    the triggers back for the writes that follow."""
+    from chatcrm.store.schema import MESSAGES_SEARCH_TRIGGERS
+
+    conn.execute(
+        "INSERT INTO messages_fts (rowid, text, author) SELECT id, text, author FROM messages WHERE id > ?",
+        [last_indexed],
+    )
+    for statement in MESSAGES_SEARCH_TRIGGERS:
+        conn.execute(statement)
+
+
+_MESSAGE_HITS = f"""
+SELECT 'message' AS kind, m.id AS message_id, m.sent_at AS at, m.direction, m.author, m.text,
+       snippet(messages_fts, -1, '{MATCH_START}', '{MATCH_END}', '…', {SNIPPET_TOKENS}) AS snippet,
+       messages_fts.rank AS rank, m.chat_key, k.channel,
+       d.id AS deal_id, d.key AS deal_key, d.title, d.status, d.responsible
+FROM messages_fts
+JOIN messages m ON m.id = messages_fts.rowid
+JOIN chat_keys k ON k.key = m.chat_key
+JOIN deals d ON d.id = k.deal_id
+WHERE messages_fts MATCH ?
+"""
+
+_DEAL_HITS = f"""
+SELECT 'deal' AS kind, NULL AS message_id, d.created_at AS at, NULL AS direction, c.name AS author,
+       d.title AS text,
+       snippet(deals_fts, -1, '{MATCH_START}', '{MATCH_END}', '…', {SNIPPET_TOKENS}) AS snippet,
+       deals_fts.rank AS rank, NULL AS chat_key, c.channel,
+       d.id AS deal_id, d.key AS deal_key, d.title, d.status, d.responsible
+FROM deals_fts
+JOIN deals d ON d.id = deals_fts.rowid
+LEFT JOIN contacts c ON c.id = d.contact_id
+WHERE deals_fts MATCH ?
+"""
+
+_ORDER = {"time": "at DESC, deal_id DESC, message_id DESC", "rank": "rank, at DESC, deal_id DESC"}
+
+
+def search(
+    store: Store,
+    query: str,
+    *,
+    limit: int,
+    sort: str = "time",
+    deal_id: int | None = None,
+    channel: str | None = None,
+    agent: str | None = None,
+    author: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[dict]:
+    """The messages and deals that match the FTS5 `query`, newest first (`sort="time"`)
+    or best first (`sort="rank"`, FTS5's bm25), at most `limit`, filtered. A deal matches
+    by its title or contact; its time is when it was created. Raises MalformedQuery."""
+    hits: list[dict] = []
+    for base, alias_author, alias_channel, alias_at in ((_MESSAGE_HITS, "m.author", "k.channel", "m.sent_at"),
+                                                        (_DEAL_HITS, "c.name", "c.channel", "d.created_at")):
+        sql, params = base, [query]
+        for clause, value in (
+            ("d.id = ?", deal_id),
+            (f"{alias_channel} = ?", channel),
+            ("d.responsible = ?", agent),
+            (f"{alias_author} = ? COLLATE NOCASE", author),
+            ("d.status = ?", status),
+            (f"{alias_at} >= ?", since),
+            (f"{alias_at} < ?", until),
+        ):
+            if value is not None:
+                sql += f" AND {clause}"
+                params.append(value)
+        sql += f" ORDER BY {_ORDER[sort]} LIMIT ?"
+        params.append(limit)
+        try:
+            hits += store.rows(sql, params)
+        except sqlite3.OperationalError as error:
+            if _is_query_error(error):
+                raise MalformedQuery(str(error)) from None
+            raise
+    hits.sort(key=lambda h: (h["at"] or "", h["deal_id"], h["message_id"] or 0), reverse=True)
+    if sort == "rank":
+        hits.sort(key=lambda h: h["rank"])  # stable: equal ranks stay newest first
+    return hits[:limit]
+
+
+def _is_query_error(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return text.startswith(("fts5:", "no such column", "unknown special query", "unterminated string"))
+
+
+def problems(store: Store) -> list[str]:
+    """What is wrong with the search indexes: a message or deal missing from them, or
+    indexed with other words than it holds."""
+    conn = store.conn
+    found = []
+    missing = conn.execute(
+        "SELECT count(*), min(m.id) FROM messages m WHERE NOT EXISTS "
+        "(SELECT 1 FROM messages_fts_docsize s WHERE s.id = m.id)"
+    ).fetchone()
+    if missing[0]:
+        found.append(f"search index: {missing[0]} message(s) are not indexed (the first: message {missing[1]})")
+    stray = conn.execute(
+        "SELECT count(*), min(s.id) FROM messages_fts_docsize s WHERE NOT EXISTS "
+        "(SELECT 1 FROM messages m WHERE m.id = s.id)"
+    ).fetchone()
+    if stray[0]:
+        found.append(f"search index: {stray[0]} indexed message(s) are not stored (the first: message {stray[1]})")
+    if not found:
+        try:
+            conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError:
+            found.append("search index: the messages' index does not hold the words the messages hold")
+    try:
+        conn.execute("INSERT INTO deals_fts (deals_fts) VALUES ('integrity-check')")
+    except sqlite3.DatabaseError:
+        found.append("search index: the deals' index is damaged")
+    for deal_id, in conn.execute(
+        "SELECT rowid FROM (SELECT rowid, text, author FROM deals_fts EXCEPT "
+        "SELECT d.id, d.title, c.name FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id) "
+        "UNION SELECT id FROM (SELECT d.id, d.title, c.name FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id "
+        "EXCEPT SELECT rowid, text, author FROM deals_fts) ORDER BY 1 LIMIT 10"
+    ):
+        found.append(f"search index: deal {deal_id}'s title or contact is not indexed as stored")
+    return found

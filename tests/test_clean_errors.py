@@ -1,0 +1,85 @@
+"""Point 7: every error the issue lists is one clean line with its documented exit code."""
+
+import errno
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import FIXTURES, ROOT, run
+
+HUGE = str(10**20)
+
+
+@pytest.fixture
+def day(monkeypatch):
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T17:00:00Z")
+    assert run("ingest", FIXTURES / "support-day.jsonl").code == 0
+
+
+def clean(result, code):
+    assert result.code == code, result.err
+    assert "internal error" not in result.err and "Traceback" not in result.err
+    if code:
+        assert result.err.startswith("Error: ") and result.err.count("\n") == 1, result.err
+
+
+@pytest.mark.parametrize("args, code", [
+    (["list", "--tz", "+99:99"], 2),
+    (["list", "--limit", HUGE], 0),
+    (["list", "--limit", "-" + HUGE], 2),
+    (["timeline", HUGE], 3),
+    (["reply", HUGE, "hola"], 3),
+    (["close", HUGE], 3),
+    (["complete", HUGE], 3),
+    (["assign", HUGE, "Elena"], 3),
+    (["export", "--deal", HUGE], 3),
+    (["timeline", "１２"], 3),  # full-width digits are a key, not an id
+    (["close", "6", "--chat", HUGE], 3),
+    (["complete", "6", "--activity", HUGE], 3),
+    (["list", "--sla", "100000000000000000000w"], 2),
+    (["stats", "--since", "1000000000000000000000000d"], 2),
+    (["reply", "3", "hola", "--at", "0001-01-01T00:00:00+05:00"], 2),
+])
+def test_point7_the_issues_cases_are_clean_errors(day, args, code):
+    clean(run(*args), code)
+
+
+def test_point7_a_full_stdout_is_a_clean_error(day, monkeypatch):
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    from chatcrm import cli
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", Full())
+    monkeypatch.setattr(sys, "stderr", err)
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["list"])
+    assert exit.value.code == 1
+    assert err.getvalue() == "Error: cannot write the output: No space left on device\n"
+
+
+def test_point7_list_to_dev_full_and_ingest_from_a_closed_stdin(tmp_path):
+    env = {**os.environ, "CHATCRM_DB": str(tmp_path / "p.db")}
+    python = [sys.executable, "-m", "chatcrm"]
+    assert subprocess.run([*python, "ingest", FIXTURES / "support-day.jsonl"], env=env, capture_output=True).returncode == 0
+    with open("/dev/full", "w") as full:
+        listed = subprocess.run([*python, "list"], env=env, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert listed.returncode == 1 and listed.stderr == "Error: cannot write the output: No space left on device\n"
+    bash = shutil.which("bash")
+    if bash:
+        command = " ".join(f"'{part}'" for part in python)
+        for args, code in (("ingest -", 2), ("reply 3 -", 2)):
+            closed = subprocess.run([bash, "-c", f"{command} {args} <&-"], env=env, cwd=ROOT, capture_output=True,
+                                    text=True, timeout=60)
+            assert closed.returncode == code, closed.stderr
+            assert closed.stderr.endswith("reads stdin, but stdin is closed\n") and closed.stderr.count("\n") == 1
+
+
+def test_point7_a_reply_from_stdin_that_is_not_utf8_is_invalid_input(day):
+    clean(run("reply", "3", "-", input=b"\xff\xfe hola"), 5)
