@@ -643,6 +643,9 @@ def change_summary(row: dict) -> str:
         return f"deal {args.get('deal')}, chat {args.get('chat')}: {args.get('text', '')}"
     if command == "close":
         extra = " --complete" if args.get("complete") else ""
+        if "idle" in args:
+            chats = ", ".join(map(str, args.get("chats") or ()))
+            return f"--idle {times.duration(args['idle'])}{extra}: chats {chats}"
         return f"deal {args.get('deal')}, chat {args.get('chat')}{extra}"
     if command == "complete":
         return f"deal {args.get('deal')}, activity {args.get('activity')}"

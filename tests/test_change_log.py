@@ -491,3 +491,20 @@ def test_recording_a_zip_of_several_chats_names_each_with_the_zip_and_its_digest
     folder = ok("ingest", FACEBOOK, "--agent", "Tienda Sol")  # a folder: no digest of its own
     assert "added 5 message(s)" in folder.err
     assert {f["sha256"] for f in changes_json()[0]["files"]} == {None}
+
+
+def test_recording_commands_on_several_deals_and_close_idle_each_can_be_undone(tmp_path):
+    ok("ingest", DAY)
+    ok("reply", "3", "8", "Enseguida te atendemos.")  # one change per deal, in one transaction
+    log = changes_json()
+    assert [(c["command"], c["arguments"]["deal"]) for c in log[:2]] == [("reply", 8), ("reply", 3)]
+    ok("undo", str(log[1]["change_id"]))
+    assert {d["deal_id"]: d["status"] for d in ok("list", "-f", "json").json()}[3] == "unread"
+    idle = ok("close", "--idle", "1h")
+    latest = changes_json()[0]
+    assert latest["command"] == "close" and latest["arguments"]["idle"] == 3600 and latest["events_added"] > 0
+    assert f"--idle 1h 00m: chats {', '.join(map(str, latest['arguments']['chats']))}" in ok("changes").out
+    before_idle = [d["open_chats"] for d in ok("list", "-f", "json").json()]
+    ok("undo", str(latest["change_id"]))
+    assert sum(d["open_chats"] for d in ok("list", "-f", "json").json()) == sum(before_idle) + latest["events_added"]
+    assert idle.out and ok("check").out.startswith("ok:")
