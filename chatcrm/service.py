@@ -619,36 +619,40 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 
 
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
-    from chatcrm.store.facts import facts
+    from chatcrm.store.facts import fact_rows
 
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
-    for fact in facts(store, only):
-        kind, at = fact.kind, fact.at
+    # The facts' fields unpacked by position (store.facts.fact_rows): one record per fact,
+    # so that a whole export costs about what reading its rows costs.
+    for fact, (channel, contact, contact_at, title, title_at, deal_key, deal_id) in fact_rows(store, only):
+        kind, at, chat_key, uid, direction, author, text, session, agent, chat_id, activity_id = fact[:11]
         record: dict = {"type": kind}
-        if kind == "message" and fact.uid.startswith("id:"):
-            record["id"] = fact.uid[3:]
-        record["chat"] = fact.chat_key
-        if fact.deal_key != fact.chat_key:
-            record["deal"] = fact.deal_key
-        if fact.deal_id not in deals_seen:
-            deals_seen.add(fact.deal_id)
-            record["deal_id"] = fact.deal_id
-        if fact.chat_id is not None and fact.chat_id not in chats_seen:
-            chats_seen.add(fact.chat_id)
-            record["chat_id"] = fact.chat_id
-            record["activity_id"] = fact.activity_id
-        record["channel"] = fact.channel
-        if fact.contact is not None and at >= fact.contact_at:
-            record["contact"] = fact.contact
-        if fact.title is not None and at >= fact.title_at:
-            record["title"] = fact.title
+        if kind == "message" and uid.startswith("id:"):
+            record["id"] = uid[3:]
+        record["chat"] = chat_key
+        if deal_key != chat_key:
+            record["deal"] = deal_key
+        if deal_id not in deals_seen:
+            deals_seen.add(deal_id)
+            record["deal_id"] = deal_id
+        if chat_id is not None and chat_id not in chats_seen:
+            chats_seen.add(chat_id)
+            record["chat_id"] = chat_id
+            record["activity_id"] = activity_id
+        record["channel"] = channel
+        if contact is not None and at >= contact_at:
+            record["contact"] = contact
+        if title is not None and at >= title_at:
+            record["title"] = title
         if kind == "message":
-            record.update({"from": fact.direction, "author": fact.author, "text": fact.text})
-        if fact.session:
-            record["session"] = fact.session
-        if fact.agent is not None:
-            record["agent"] = fact.agent
+            record["from"] = direction
+            record["author"] = author
+            record["text"] = text
+        if session:
+            record["session"] = session
+        if agent is not None:
+            record["agent"] = agent
         record["at"] = at
         yield record
 

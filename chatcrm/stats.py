@@ -1,7 +1,9 @@
 """`chatcrm stats`: response metrics measured from the facts, per channel and employee.
 
-Every figure is derived afresh from the stored messages, closes, completions and
-assignments (the same derivation as the queue), one chat key at a time:
+Every figure comes from the sessions and waits derived from the stored messages, closes,
+completions and assignments (the same derivation as the queue, stored beside it and
+compared by `chatcrm check`); a period reads only the sessions opened and the waits
+started in it:
 
 - **first response** — for each session a client opened: its first reply minus its
   opening. A session nobody answered has no first response (it shows in `unanswered`).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from chatcrm import times
 from chatcrm.errors import UsageError
 from chatcrm.store import Store
-from chatcrm.store.facts import sessions_by_chat_key
+from chatcrm.store import queries
 
 METRICS = ("first_response", "wait", "time_to_close")
 NOBODY = "(nobody)"
@@ -106,39 +108,34 @@ def period(since: str | None, until: str | None, tz, now: str) -> tuple[str | No
 def compute(store: Store, *, now: str, since: str | None = None, until: str | None = None) -> Stats:
     """The metrics of every session and wait that started in [since, until)."""
     stats = Stats(since, until, now)
-    now_epoch = times.epoch(now)
-
-    def within(at: str) -> bool:
-        return (since is None or at >= since) and (until is None or at < until)
-
-    def record(metric: str, channel: str, employee: str | None, seconds: int | None, unanswered: bool = False):
-        scopes = (
-            stats.overall,
-            stats.by_channel.setdefault(channel, Scope()),
-            stats.by_employee.setdefault(employee or NOBODY, Scope()),
-        )
-        for scope in scopes:
-            series = scope.series[metric]
-            if seconds is not None:
-                series.add(seconds)
-            if unanswered:
-                series.unanswered += 1
-
     with store.read():
-        for _, channel, sessions in sessions_by_chat_key(store, track_waits=True):
-            for session in sessions:
-                opened = times.epoch(session.opened_at)
-                if within(session.opened_at):
-                    stats.sessions += 1
-                    if session.opened_by == "client" and session.first_response_at is not None:
-                        replier = next(w.by for w in session.waits if w.by)  # the first answered wait
-                        record("first_response", channel, replier, times.epoch(session.first_response_at) - opened)
-                    if session.closed_at is not None:
-                        record("time_to_close", channel, session.responsible, times.epoch(session.closed_at) - opened)
-                for wait in session.waits:
-                    if not within(wait.start):
-                        continue
-                    end = times.epoch(wait.end) if wait.end is not None else now_epoch
-                    employee = wait.by or session.responsible
-                    record("wait", channel, employee, end - times.epoch(wait.start), unanswered=wait.by is None)
+        stats.sessions = queries.stats_session_count(store, since, until)
+        _collect(stats, "first_response", ((c, e, s, 0) for c, e, s in queries.stats_first_responses(store, since, until)))
+        _collect(stats, "time_to_close", ((c, e, s, 0) for c, e, s in queries.stats_closes(store, since, until)))
+        _collect(stats, "wait", queries.stats_waits(store, since, until, times.epoch(now)))
     return stats
+
+
+def _collect(stats: Stats, metric: str, figures) -> None:
+    """Each (channel, employee, seconds, unanswered) into the overall series, its
+    channel's and its employee's (nobody's when None)."""
+    overall = stats.overall.series[metric]
+    channels: dict[str, Series] = {}
+    employees: dict[str | None, Series] = {}
+    for channel, employee, seconds, unanswered in figures:
+        by_channel = channels.get(channel)
+        if by_channel is None:
+            by_channel = channels[channel] = stats.by_channel.setdefault(channel, Scope()).series[metric]
+        by_employee = employees.get(employee)
+        if by_employee is None:
+            scope = stats.by_employee.setdefault(employee or NOBODY, Scope())
+            by_employee = employees[employee] = scope.series[metric]
+        if seconds < 0:
+            seconds = 0
+        overall.values.append(seconds)
+        by_channel.values.append(seconds)
+        by_employee.values.append(seconds)
+        if unanswered:
+            overall.unanswered += 1
+            by_channel.unanswered += 1
+            by_employee.unanswered += 1

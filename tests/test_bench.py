@@ -31,3 +31,32 @@ def test_the_stored_rows_floor_writes_exactly_the_rows_the_import_stored(tmp_pat
         for store in stores:
             store.close()
 
+
+
+def test_the_report_floors_read_every_row_they_stand_for(tmp_path):
+    import json
+    import subprocess
+
+    events = tmp_path / "events.jsonl"
+    bench.generate(events, 400, 40)
+    db = tmp_path / "imported.db"
+    assert run("ingest", "--db", db, events).code == 0
+    out = tmp_path / "floor.jsonl"
+    subprocess.run(bench.floor_args(bench.EXPORT_FLOOR, db, out), check=True)
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    store = open_store(db)
+    try:
+        counts = verify.counts(store)
+        assert len(lines) == counts["messages"] + counts["chat_events"] + counts["assignments"] == 400
+        assert subprocess.run(bench.floor_args(bench.STATS_FLOOR, db)).returncode == 0
+    finally:
+        store.close()
+
+
+def test_the_generated_sessions_span_the_year_before_the_benchmarks_clock(tmp_path):
+    events = tmp_path / "events.jsonl"
+    bench.generate(events, 2000, 100)
+    import json
+
+    times = sorted(json.loads(line)["at"] for line in events.read_text(encoding="utf-8").splitlines())
+    assert times[0] < "2024-12-15" and times[-1] < bench.NOW and times[-1] > "2025-11-01"

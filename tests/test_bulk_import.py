@@ -84,8 +84,9 @@ def test_repeated_messages_are_kept_once_and_said_so(flush_every, tmp_path, monk
 def test_building_the_index_at_the_end_gives_what_keeping_it_gives(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATCRM_NOW", "2026-12-01T12:00:00Z")  # waiting times against one clock
     source = write_jsonl(tmp_path / "day.jsonl", day_with_repeats())
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T18:00:00Z")  # both lists at one moment: waits compare
     outputs = []  # message ids differ (each flush is written in index order); nothing else
-    monkeypatch.setenv("CHATCRM_NOW", "2026-12-01T12:00:00Z")  # waiting times measured at one instant
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-24T12:00:00Z")  # `list` shows waits up to now
     for flush_every in (3, 100_000):
         monkeypatch.setattr(batch_module, "FLUSH_EVERY", flush_every)
         db = tmp_path / f"{flush_every}.db"

@@ -42,6 +42,7 @@ LAYOUTS = [
     ("day_periods_in_words.txt", ["2022-03-18T09:15:00Z", "2022-03-18T14:30:00Z", "2022-03-18T23:05:00Z"]),
     ("old_android_month_names.txt", ["2013-08-28T19:23:00Z", "2013-08-28T19:40:00Z"]),
     ("persian_digits_and_calendar.txt", ["2023-03-18T14:56:00Z", "2023-03-18T15:01:00Z"]),
+    ("hijri_with_rlm_marks.txt", ["2022-04-03T14:56:00Z", "2022-04-03T15:01:15Z"]),  # 1 Ramadan 1443, tabular
     ("chinese_markers.txt", ["2022-03-18T14:56:00Z", "2022-03-18T15:01:00Z"]),
     ("dots_and_spanish_pm.txt", ["2022-03-18T14:56:00Z", "2022-03-18T15:01:00Z"]),
 ]
@@ -329,3 +330,24 @@ def test_every_frame_date_and_time_style_round_trips_once(tmp_path_factory):
                     continue
                 messages = base if time_style == "H:M:S" else [(m.replace(second=0), a, t) for m, a, t in base]
                 _check_round_trip((frame, date_style, time_style, False, messages), tmp_path_factory)
+
+
+def test_without_an_employee_a_bare_chat_txt_lists_its_authors():
+    result = run("ingest", WA / "iphone" / "_chat.txt")
+    assert result.code == 5
+    assert "authors of this chat are employees; authors found: Carmen Ruiz, Tienda Sol; name the employees" in result.err
+
+
+def test_an_unknown_bracketed_layout_is_not_called_a_json_array(tmp_path):
+    path = tmp_path / "odd.dat"
+    path.write_text("[yesterday at noon] Ana: hola\n", encoding="utf-8")
+    result = run("ingest", path)
+    assert result.code == 5 and "JSON" not in result.err and "cannot tell the format" in result.err
+
+
+def test_iphone_group_notices_written_as_the_group_are_not_messages_a_deleted_one_stays():
+    events = read(WA / "iphone-group" / "_chat.txt", agents=("Tienda Sol",), chat="wa:vip")
+    assert [(e.author, e.text) for e in events] == [
+        ("Tienda Sol", "Bienvenidas al grupo de ofertas"), ("Rosa Martín", "¡Gracias!"),
+        ("Lola", "Yo también quiero la oferta"), ("Rosa Martín", "This message was deleted."),
+    ]

@@ -78,7 +78,9 @@ def test_point5_no_command_but_ingest_creates_a_database(tmp_path):
                            "chatcrm ingest FILE (with the same --db or $CHATCRM_DB)\n")
     empty = tmp_path / "empty.db"
     empty.touch()
-    assert "(it is empty)" in run("list", "--db", empty).err and empty.stat().st_size == 0
+    for args in (["list"], ["reply", "1", "hola"], ["check"]):
+        result = run(*args, "--db", empty)
+        assert result.code == 1 and "(it is empty)" in result.err and empty.stat().st_size == 0
 
 
 def test_point5_read_only_commands_leave_the_database_and_its_folder_as_they_were(day_db):
@@ -189,3 +191,29 @@ def test_point5_shell_completion_of_employees_reads_without_leaving_files(day_db
     before = beside(day_db)
     assert "Elena" in employee_names_read_only(day_db)
     assert beside(day_db) == before
+
+
+def test_point5_a_read_only_folder_whose_wal_holds_changes_is_refused_not_read_stale(day_db):
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+    folder = Path(tempfile.mkdtemp(prefix="chatcrm-ro-"))
+    writer = sqlite3.connect(day_db)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE deals SET title = 'changed' WHERE id = 1")
+        writer.commit()
+        shutil.copyfile(day_db, folder / "fixture.db")
+        shutil.copyfile(f"{day_db}-wal", folder / "fixture.db-wal")
+        assert (folder / "fixture.db-wal").stat().st_size > 0
+        for name in os.listdir(folder):
+            os.chmod(folder / name, 0o444)
+        os.chmod(folder, 0o555)
+        env = {**os.environ, "CHATCRM_DB": str(folder / "fixture.db"), "HOME": str(folder)}
+        result = _as_nobody(["list"], env) if os.geteuid() == 0 else subprocess.run(
+            [sys.executable, "-m", "chatcrm", "list"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        assert result.returncode == 1 and "its latest changes are in fixture.db-wal" in result.stderr
+        assert result.stdout == "" and result.stderr.count("\n") == 1
+    finally:
+        writer.close()
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder)

@@ -80,7 +80,7 @@ def test_check_names_missing_stray_and_wrong_sessions_and_changes_nothing(tmp_pa
         capped = verify.check(store, most=1)
     finally:
         store.close()
-    assert capped[-1] == "chats: there may be more differences than the 1 listed"
+    assert "chats: there may be more differences than the 1 listed" in capped
 
 
 @pytest.mark.slow

@@ -123,9 +123,14 @@ def _load(opener, name: str) -> dict:
         body = first.lstrip(b"\xef\xbb\xbf \t\r\n")
         if not body.startswith(b"{"):
             raise InvalidInput(f"{name}:1: not a Messenger/Instagram export (it does not start with a JSON object)")
-        raw = first + stream.read(MAX_JSON_FILE + 1 - len(first))
-        if len(raw) > MAX_JSON_FILE:
-            raise InvalidInput(f"{name}: larger than {mib(MAX_JSON_FILE)}; Meta's files are a few MB each")
+        chunks, size = [first], len(first)
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_JSON_FILE:
+                raise InvalidInput(f"{name}: larger than {mib(MAX_JSON_FILE)}; Meta's files are a few MB each")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        del chunks
     finally:
         stream.close()
     try:
@@ -155,7 +160,9 @@ def _depth(value, level: int = 0) -> int:
 
 def _thread(document: dict, source: str, options, place: str, channel: str | None):
     title = clean_name(str(document.get("title") or ""))
-    participants = [clean_name(str(p.get("name", ""))) for p in document.get("participants", []) if isinstance(p, dict)]
+    listed = document.get("participants")
+    participants = [clean_name(str(p.get("name") or "")) for p in (listed if isinstance(listed, list) else [])
+                    if isinstance(p, dict)]
     participants = [p for p in participants if p]
     authors = {clean_name(str(m.get("sender_name"))) for m in document["messages"]
                if isinstance(m, dict) and m.get("sender_name")}
@@ -196,7 +203,7 @@ def _channel(document: dict) -> str:
 
 def _not_a_message(message: dict) -> bool:
     kind = message.get("type")
-    if kind in _NOT_MESSAGES or "call_duration" in message:
+    if (isinstance(kind, str) and kind in _NOT_MESSAGES) or "call_duration" in message:
         return True
     if "users" in message and str(message.get("content", "")).endswith(("joined the group.", "left the group.")):
         return True

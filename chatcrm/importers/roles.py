@@ -3,7 +3,7 @@ the chat-app importers."""
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 
 from chatcrm.errors import InvalidInput
 from chatcrm.importers.limits import excerpt
@@ -14,6 +14,7 @@ _BIDI = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066
 _SPACES = {0x00A0: " ", 0x202F: " ", 0x2007: " "}
 
 
+@lru_cache(maxsize=4096)
 def clean_name(name: str) -> str:
     """An author's name as stored: no bidi marks, no-break spaces as spaces, one space
     between words, and without the `~` WhatsApp puts before a name it does not have in
@@ -71,8 +72,9 @@ def authors_text(authors) -> str:
 
 def unresolved(source: str, chat: str, authors) -> InvalidInput:
     """The error for a chat in which nobody can be identified as an employee."""
+    which = f"chat {excerpt(chat)!r}" if chat else "this chat"
     return InvalidInput(
-        f"{source}: cannot tell which authors of chat {excerpt(chat)!r} are employees; "
+        f"{source}: cannot tell which authors of {which} are employees; "
         f"authors found: {authors_text(authors)}; name the employees with --agent NAME"
     )
 

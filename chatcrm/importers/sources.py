@@ -183,7 +183,7 @@ def detect(head: bytes, path: str) -> str:
         raise InvalidInput(f"{name}:1: {unsupported}")
     if whatsapp.header_line(first_line) is not None:
         return "whatsapp"
-    if decoded.startswith("["):
+    if re.match(r"\[\s*(?:[\[{\"\]]|-?\d+(?:\.\d+)?\s*[,\]]|true|false|null)", decoded):  # not a `[stamp]`
         if re.search(r'"ts"\s*:\s*"\d+\.\d+"', decoded) and '"type"' in decoded:
             raise InvalidInput(f"{name}:1: this is a Slack export, which chatcrm does not read")
         raise InvalidInput(f"{name}:1: a JSON array is not an export chatcrm reads (use JSON Lines: one event per line)")
@@ -257,6 +257,8 @@ def _bounded(events: Iterator, stream: BinaryIO | None, name: str) -> Iterator[E
     try:
         for event in events:
             if isinstance(event, Invalid):
+                if len(event.reason) > 200:  # a reason quotes the input: keep it short
+                    event.reason = excerpt(event.reason, 200)
                 invalid += 1
                 if invalid > MAX_INVALID:
                     raise InvalidInput(

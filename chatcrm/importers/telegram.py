@@ -35,7 +35,8 @@ def flatten(text) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in text)
+        return "".join(part if isinstance(part, str) else _s(part.get("text")) if isinstance(part, dict) else ""
+                       for part in text[:10000])
     return ""
 
 
@@ -59,7 +60,7 @@ def _items(values, field: str = "text") -> str:
 def media_placeholder(message: dict) -> str | None:
     """A short text naming what a message was besides text (photo, venue, poll, game…)."""
     media = message.get("media_type")
-    if media in _MEDIA:
+    if isinstance(media, str) and media in _MEDIA:
         label = _MEDIA[media]
         if media == "sticker" and message.get("sticker_emoji"):
             label += " " + _s(message["sticker_emoji"])
@@ -210,13 +211,13 @@ def _message(message: dict, chat: _Chat, source: str, line: int, options) -> Ite
         try:
             at = times.from_epoch(int(message["date_unixtime"]))
         except (TypeError, ValueError, OverflowError, OSError):
-            yield Invalid(source, line, f"message {message.get('id')}: unreadable date_unixtime")
+            yield Invalid(source, line, f"message {excerpt(_s(message.get('id')))}: unreadable date_unixtime")
             return
     else:
         try:
             at = times.parse(message.get("date"), options.tz)
-        except ValueError as error:
-            yield Invalid(source, line, f"message {message.get('id')}: {error}")
+        except (ValueError, OverflowError) as error:
+            yield Invalid(source, line, f"message {excerpt(_s(message.get('id')))}: {excerpt(str(error), 120)}")
             return
     text = flatten(message.get("text"))
     placeholder = media_placeholder(message)

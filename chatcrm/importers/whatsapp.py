@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.limits import MAX_SPOOL, MAX_TEXT, excerpt, mib, text_lines
+from chatcrm.importers.limits import MAX_LINE, MAX_SPOOL, MAX_TEXT, excerpt, mib, text_lines
 from chatcrm.importers.roles import Roles, authors_text, clean_name, normalise, unresolved
 
 # ------------------------------------------------------------------ the time stamp
@@ -39,6 +39,7 @@ _PERSIAN_DIGITS = frozenset(chr(0x06F0 + i) for i in range(10))
 _SOFT = {0x200E: " ", 0x200F: " ", 0x061C: " ", 0x00A0: " ", 0x202F: " ", 0x2009: " ", 0xFEFF: " ",
          0x060C: ",", 0x066B: ".", 0x066C: ","}
 _TRANSLATE = {**_DIGITS, **_SOFT}
+_NEEDS_TRANSLATION = re.compile("[" + "".join(map(chr, _TRANSLATE)) + "]")
 
 _BRACKET = re.compile(r"^ *\[([^\[\]]{6,64})\] *(.*)$", re.S)
 _DASH = re.compile(r"^ *([^\[\]]{6,64}?) [-–] (.*)$", re.S)
@@ -81,7 +82,7 @@ for _number, _names in enumerate((
     for _name in _names.split():
         _MONTHS[_name] = _number
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_ERA_BE = r"(?:BE|B\.E\.|พ\.ศ\.|พ\.ศ)"
+_ERA_BE = r"(?:BE|B\.E\.|พ\.ศ\.|พ\.ศ|هـ|ه‍|AH|A\.H\.)"
 _NUMERIC_DATE = re.compile(
     rf"^(?P<a>\d{{1,4}})(?P<sep>[./-]) ?(?P<b>\d{{1,2}})[./-] ?(?P<c>\d{{1,4}})\.?(?: ?(?P<era>{_ERA_BE}))?$", re.I
 )
@@ -103,7 +104,7 @@ class Stamp:
     hour: int
     minute: int
     second: int
-    buddhist: bool
+    era: str  # "" (Gregorian, or told by the year), "be" (Buddhist), "ah" (Islamic)
     persian: bool
     dot: bool
 
@@ -118,7 +119,8 @@ class Header:
 def header_line(line: str, layout: str | None = None) -> Header | None:
     """The message header at the start of a line, or None; `layout` (from the file's first
     header) restricts which layout is looked for."""
-    translated = line.translate(_TRANSLATE)
+    head = line[:72]
+    translated = head.translate(_TRANSLATE) + line[72:] if _NEEDS_TRANSLATION.search(head) else line
     for name, pattern in _LAYOUTS:
         if layout is not None and name != layout:
             continue
@@ -132,9 +134,19 @@ def header_line(line: str, layout: str | None = None) -> Header | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+_AROUND_SEPARATOR = re.compile(r"(?<=\d) *([./-]) *(?=\d)")  # `18 /3 /2022` (RLM marks), `2022. 3. 18.`
+# The stamp most exports write (`18/03/2022, 14:56:01`), read without the general search.
+_PLAIN = re.compile(r"(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})\.?,? (\d{1,2}):(\d\d)(?::(\d\d))?")
+
+
+@lru_cache(maxsize=1024)
 def _stamp(chunk: str, persian: bool) -> Stamp | None:
-    chunk = " ".join(chunk.split())
+    chunk = _AROUND_SEPARATOR.sub(r"\1", " ".join(chunk.split()))
+    plain = _PLAIN.fullmatch(chunk)
+    if plain:
+        a, sep, b, c, hour, minute, second = plain.groups()
+        if int(hour) <= 23 and int(minute) <= 59 and int(second or 0) <= 59:
+            return Stamp((a, b, c), None, int(hour), int(minute), int(second or 0), "", persian, sep == ".")
     candidates = list(_TIME_COLON.finditer(chunk))
     dotted = not candidates
     if dotted:
@@ -155,8 +167,8 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
         parsed = _date(date_text)
         if parsed is None:
             continue
-        numbers, named, buddhist = parsed
-        return Stamp(numbers, named, hour, minute, second, buddhist, persian, dotted or (numbers is not None and "." in date_text))
+        numbers, named, era = parsed
+        return Stamp(numbers, named, hour, minute, second, era, persian, dotted or (numbers is not None and "." in date_text))
     return None
 
 
@@ -172,15 +184,16 @@ def _twelve_hour(hour: int, period: str) -> int:
 def _date(text: str):
     match = _NUMERIC_DATE.match(text)
     if match:
-        return (match["a"], match["b"], match["c"]), None, bool(match["era"])
+        era = (match["era"] or "").lower()
+        return (match["a"], match["b"], match["c"]), None, "ah" if era[:1] in ("ه", "a") else "be" if era else ""
     match = _CJK_DATE.match(text)
     if match:
-        return (match["a"], match["b"], match["c"]), None, False
+        return (match["a"], match["b"], match["c"]), None, ""
     for pattern in _NAMED_DATES:
         match = pattern.match(text)
         if match:
             month = _MONTHS[match["mon"].lower()]
-            return None, (int(match["day"]), month, int(match["year"]) if match["year"] else None), False
+            return None, (int(match["day"]), month, int(match["year"]) if match["year"] else None), ""
     return None
 
 
@@ -205,9 +218,11 @@ def moment(stamp: Stamp, order: str, year: int | None = None) -> datetime:
         y, month, day = {"dmy": (c, b, a), "mdy": (c, a, b), "ymd": (a, b, c)}[order]
     if y < 100:
         y += 2000
-    if stamp.persian or 1300 <= y < 1500:
+    if stamp.era == "ah" or (1420 <= y < 1500 and not stamp.persian):
+        y, month, day = _from_islamic(y, month, day)
+    elif stamp.persian or 1300 <= y < 1420:
         y, month, day = _from_persian(y, month, day)
-    elif stamp.buddhist or y >= 2400:
+    elif stamp.era == "be" or y >= 2400:
         y -= 543  # the Thai solar calendar: Buddhist era
     return datetime(y, month, day, stamp.hour, stamp.minute, stamp.second)
 
@@ -225,6 +240,16 @@ def _from_persian(jy: int, jm: int, jd: int) -> tuple[int, int, int]:
 
 
 _PERSIAN_OFFSET = -365
+
+
+def _from_islamic(hy: int, hm: int, hd: int) -> tuple[int, int, int]:
+    """An Islamic (Hijri) date as Gregorian, by the arithmetic (tabular) calendar; it can
+    differ by a day from the sighted or Umm al-Qura calendar a phone may follow."""
+    if not (1 <= hm <= 12 and 1 <= hd <= 30):
+        raise ValueError(f"no day {hd} in Islamic month {hm}")
+    julian_day = hd + (59 * (hm - 1) + 1) // 2 + (hy - 1) * 354 + (3 + 11 * hy) // 30 + 1948439
+    g = date.fromordinal(julian_day - 1721425)
+    return g.year, g.month, g.day
 
 
 # ------------------------------------------------------------------ notices and text
@@ -264,7 +289,10 @@ SYSTEM = re.compile(
     r"\bpinned\b|fijó un mensaje|fixou uma mensagem|a épinglé|hat eine Nachricht angeheftet|ha fissato|heeft een bericht vastgezet|"
     r"menyematkan|закрепил|sabitledi|"
     r"Waiting for this message|Esperando el mensaje|Aguardando mensagem|En attente de ce message|Warten auf diese Nachricht|"
-    r"This chat is with a business|uses a secure service from|Tap to learn more|Toca para obtener más información",
+    r"This chat is with a business|uses a secure service from|Tap to learn more|Toca para obtener más información|"
+    r"invite link|requested to join|blocked this contact|unblocked this contact|started a (?:voice |video )?call|"
+    r"enlace de invitación|te uniste|mudou a (?:descrição|imagem)|descrição do grupo|lien d['’]invitation|"
+    r"avez rejoint|Einladungslink|è uscit[oa]|link di invito|is vertrokken|uitnodigingslink|tautan undangan",
     re.I,
 )
 # Sentences only WhatsApp writes, recognised without the U+200E mark too.
@@ -410,7 +438,7 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
         roles = _roles(survey.authors, label, options)
         key = chat_key(label, options, roles, survey.authors)
         if roles is None:
-            raise unresolved(source, key or "(unnamed)", survey.authors)
+            raise unresolved(source, key or "", survey.authors)
         if key is None:
             raise InvalidInput(
                 f"{source}: nothing in this export names the chat (a group, in a file named "
@@ -436,17 +464,32 @@ def _seekable(stream) -> bool:
 
 
 def _spooled(stream: BinaryIO, source: str):
+    """A pipe's bytes kept for the second pass: refused as soon as they cannot be a chat
+    (binary, a line over the bound) and beyond MAX_SPOOL, so the disk never fills."""
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-    size = 0
-    while True:
-        chunk = stream.read(1 << 20)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > MAX_SPOOL:
-            spool.close()
-            raise InvalidInput(f"{source}: larger than {mib(MAX_SPOOL)} read from a pipe; give the file's path")
-        spool.write(chunk)
+    size = line = 0
+    run = 0  # bytes since the last line break
+    try:
+        while True:
+            chunk = stream.read(1 << 20)
+            if not chunk:
+                break
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                where = line + chunk.count(b"\n", 0, nul) + 1
+                raise InvalidInput(f"{source}:{where}: binary data (a NUL byte); not a WhatsApp chat export")
+            breaks = chunk.count(b"\n")
+            run = len(chunk) - chunk.rindex(b"\n") - 1 if breaks else run + len(chunk)
+            line += breaks
+            if run > MAX_LINE:
+                raise InvalidInput(f"{source}:{line + 1}: a line longer than {mib(MAX_LINE)}; not a WhatsApp chat export")
+            size += len(chunk)
+            if size > MAX_SPOOL:
+                raise InvalidInput(f"{source}: larger than {mib(MAX_SPOOL)} read from a pipe; give the file's path")
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 

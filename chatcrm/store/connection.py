@@ -28,7 +28,8 @@ SCHEMA = (
     "m003_messages_key_index",
     "m004_identity_without_direction",
     "m005_search_and_idle_index",
-    "m006_change_log",
+    "m006_stored_waits",
+    "m007_change_log",
 )
 
 
@@ -120,7 +121,7 @@ def open_store(
         if header and header != SQLITE_HEADER:
             raise ChatcrmError(f"{target} is not a usable chatcrm database: it is not a SQLite database "
                                "(chatcrm leaves it as it is)")
-        if not header and read_only:
+        if not header and (read_only or not create):
             raise ChatcrmError(_no_database(target, "is empty"))
         conn = _connect_read_only(target) if read_only else sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_SECONDS)
     except OSError as error:
@@ -136,7 +137,7 @@ def open_store(
                 shown = ", ".join(others[:5]) + (", …" if len(others) > 5 else "")
                 raise ChatcrmError(f"{target} is not a usable chatcrm database: it is another application's SQLite "
                                    f"database (it holds {shown}); chatcrm leaves it as it is")
-            if read_only:
+            if read_only or not create:
                 raise ChatcrmError(_no_database(target, "has no chatcrm tables yet"))
         if not read_only:
             conn.execute("PRAGMA journal_mode=WAL")

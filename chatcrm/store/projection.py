@@ -1,4 +1,4 @@
-"""Deriving the states from the facts: chat sessions, activities, contacts and deals.
+"""Deriving the states from the facts: chat sessions, their waits, activities, contacts and deals.
 
 Called by an import (for the chat keys it touched), by every command that records a fact,
 and by an upgrade (everything). The rules themselves are pure (chatcrm.derive,
@@ -94,7 +94,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     """
     fill_temp(store, "touched_keys", "TEXT", chat_keys)
     conn = store.conn
-    derive_key = deriver(store, touched=True)
+    derive_key = deriver(store, touched=True, track_waits=True)
     stored = groupby(
         map(StoredChat._make, conn.execute(
             "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
@@ -108,8 +108,18 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     keys = conn.execute(
         "SELECT t.v, k.deal_id FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
     ).fetchall()
+    stored_waits = Peek(groupby(
+        conn.execute(
+            "SELECT c.chat_key, w.chat_id, w.started_at, w.ended_at, w.answered_by "
+            "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
+            "CROSS JOIN waits w ON w.chat_id = c.id ORDER BY t.v, w.chat_id, w.started_at"
+        ),
+        key=lambda r: r[0],
+    ))
     next_stored = Peek(stored)
     inserts: list[tuple] = []
+    wait_rows: list[tuple] = []  # (chat id, started, ended, answered by)
+    wait_deletes: list[tuple] = []
     updates: list[tuple] = []
     activity_updates: list[tuple] = []
     deletes: list[tuple] = []
@@ -118,11 +128,17 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         deals.add(deal_id)
         sessions = derive_key(key)
         existing = list(next_stored.take(key))
+        waits_of: dict[int, list[tuple]] = {}
+        for _, chat_id, *wait in stored_waits.take(key):
+            waits_of.setdefault(chat_id, []).append(tuple(wait))
         for session, row in _match_sessions(sessions, existing, deletes):
             values = _chat_values(session)
             if row is None:
                 inserts.append((session.opened_at, key, deal_id, values, session))
                 continue
+            if waits_of.get(row.id, []) != [tuple(w) for w in session.waits]:
+                wait_deletes.append((row.id,))
+                wait_rows.extend((row.id, *w) for w in session.waits)
             if row.values != values:
                 updates.append((*values, row.id))
             if (row.activity_created_at, row.completed_at) != (session.opened_at, session.completed_at):
@@ -146,6 +162,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         for chat_id, activity_id, (_, key, deal_id, values, session) in zip(chat_ids, activity_ids, inserts):
             chat_rows.append((chat_id, key, deal_id, *values))
             activity_rows.append((activity_id, chat_id, deal_id, session.opened_at, session.completed_at))
+            wait_rows.extend((chat_id, *w) for w in session.waits)
         conn.executemany(
             "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
             "first_response_at, last_message_id, last_message_at, messages, responsible) "
@@ -156,6 +173,8 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
             "INSERT INTO activities (id, chat_id, deal_id, created_at, completed_at) VALUES (?,?,?,?,?)",
             activity_rows,
         )
+    conn.executemany("DELETE FROM waits WHERE chat_id = ?", wait_deletes)
+    conn.executemany("INSERT INTO waits (chat_id, started_at, ended_at, answered_by) VALUES (?,?,?,?)", wait_rows)
     return deals
 
 

@@ -138,3 +138,75 @@ def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[
         clauses.append("responsible = ?")
         params.append(agent)
     return " AND ".join(clauses), params
+
+
+# ------------------------------------------------------------------ stats
+# `stats` reads the stored sessions and waits (derived from the facts like every state,
+# and compared by `check`): those of a period through the indexes on their starts.
+
+_SECONDS = "CAST(strftime('%s', {}) AS INTEGER)"
+
+
+def _period(column: str, since: str | None, until: str | None) -> tuple[str, list]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# A figure's chat key's channel through the covering index (SQLite would read the row).
+_CHANNEL = "JOIN chat_keys k INDEXED BY chat_keys_channel ON k.key = c.chat_key"
+
+
+def stats_first_responses(store: Store, since: str | None, until: str | None):
+    """The first responses of the sessions clients opened in [since, until): (channel,
+    the replier (the first answered wait's), seconds from the opening)."""
+    where, params = _period("c.opened_at", since, until)
+    return store.conn.execute(
+        f"""
+        SELECT k.channel,
+               (SELECT w.answered_by FROM waits w WHERE w.chat_id = c.id AND w.answered_by <> ''
+                ORDER BY w.started_at LIMIT 1),
+               {_SECONDS.format('c.first_response_at')} - {_SECONDS.format('c.opened_at')}
+        FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND c.opened_by = 'client' AND c.first_response_at IS NOT NULL
+        """,
+        params,
+    )
+
+
+def stats_closes(store: Store, since: str | None, until: str | None):
+    """The closed sessions opened in [since, until): (channel, responsible, seconds from
+    the opening to the close)."""
+    where, params = _period("c.opened_at", since, until)
+    return store.conn.execute(
+        f"""
+        SELECT k.channel, c.responsible, {_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')}
+        FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND c.closed_at IS NOT NULL
+        """,
+        params,
+    )
+
+
+def stats_session_count(store: Store, since: str | None, until: str | None) -> int:
+    where, params = _period("opened_at", since, until)
+    return store.conn.execute(f"SELECT count(*) FROM chats{where}", params).fetchone()[0]
+
+
+def stats_waits(store: Store, since: str | None, until: str | None, now_epoch: int):
+    """The waits that started in [since, until): (channel, who answered, else the
+    session's responsible, seconds waited (until `now_epoch` while still waiting),
+    1 when nobody answered)."""
+    where, params = _period("w.started_at", since, until)
+    return store.conn.execute(
+        f"""
+        SELECT k.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
+               coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')},
+               w.answered_by IS NULL
+        FROM waits w JOIN chats c ON c.id = w.chat_id {_CHANNEL}{where}
+        """,
+        [now_epoch, *params],
+    )

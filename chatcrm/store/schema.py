@@ -314,8 +314,35 @@ def m005_search_and_idle_index(db) -> None:
         "CREATE INDEX chats_idle ON chats (last_message_at) WHERE closed_at IS NULL AND waiting_since IS NULL",
     ):
         db.execute(statement)
+
+
 @migrations()
-def m006_change_log(db) -> None:
+def m006_stored_waits(db) -> None:
+    """Each session's waits (derived, like `chats`): `stats` for a period reads the waits
+    that started in it and the sessions opened in it through indexes, instead of deriving
+    every chat key's sessions from all its facts. `open_store` derives them after applying
+    this migration, as after any."""
+    for statement in (
+        """
+        CREATE TABLE waits (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            answered_by TEXT
+        )
+        """,
+        "CREATE INDEX waits_chat ON waits (chat_id, started_at)",
+        "CREATE INDEX waits_started ON waits (started_at)",
+        "CREATE INDEX chats_opened ON chats (opened_at)",
+        # A chat key's channel without reading its row: `stats` looks it up for every figure.
+        "CREATE INDEX chat_keys_channel ON chat_keys (key, channel)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m007_change_log(db) -> None:
     """The change log: every write (an import or a command) is a change, linked to each
     fact it brought, so that `chatcrm undo` can take it back. The facts stored before
     this migration belong to one change "before the change log" (id 1, no time)."""

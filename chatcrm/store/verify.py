@@ -28,6 +28,8 @@ _DERIVED_STATES = {
     "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
     "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
     "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id",
+    "wait": "SELECT c.chat_key, c.opened_at, w.started_at, w.ended_at, w.answered_by "
+    "FROM waits w JOIN chats c ON c.id = w.chat_id",
 }
 
 
@@ -67,6 +69,7 @@ def _derived_differences(store: Store, most: int) -> list[str]:
             conn.execute(f"CREATE TEMP TABLE stored_{kind} AS {sql}")
         conn.execute("SAVEPOINT recompute")
         try:
+            conn.execute("DELETE FROM waits")
             conn.execute("DELETE FROM activities")
             conn.execute("DELETE FROM chats")
             conn.execute(
@@ -109,8 +112,10 @@ def counts(store: Store) -> dict[str, int]:
 
 
 def _state_key(row: dict):
-    """A derived state's name: a deal's key, or a chat's (chat key, opening time); the
-    row keeps the rest."""
+    """A derived state's name: a deal's key, a chat's (chat key, opening time), or a
+    wait's (chat key, its session's opening time, its start); the row keeps the rest."""
+    if "started_at" in row:
+        return (row.pop("chat_key"), row.pop("opened_at"), row.pop("started_at"))
     if "chat_key" in row:
         return (row.pop("chat_key"), row.pop("opened_at"))
     return row.pop("key")
