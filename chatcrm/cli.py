@@ -28,14 +28,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-STATUSES = ("unread", "green", "grey")  # rules/statuses.py; a test checks they agree
+STATUSES = ("unread", "due", "green", "pending", "grey")  # rules/statuses.py; a test checks they agree
 
 Db = Annotated[
     Optional[str],
     typer.Option(
         "--db",
         metavar="PATH",
-        help="The database (default: $CHATCRM_DB, else ~/.local/share/chatcrm/chatcrm.db).",
+        help="The database (default: $CHATCRM_DB, else the settings file's db, else ~/.local/share/chatcrm/chatcrm.db).",
         show_default=False,
     ),
 ]
@@ -45,8 +45,8 @@ TzWrite = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of an --at time without an offset (default: $CHATCRM_TZ, else UTC), and of the time "
-        "this command prints (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+        help="Zone of an --at time without an offset (default: $CHATCRM_TZ, else the settings file, else UTC), and of the time "
+        "this command prints (default: $CHATCRM_TZ, else the settings file, else the local zone). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzImport = Annotated[
@@ -55,7 +55,7 @@ TzImport = Annotated[
         "--tz",
         metavar="ZONE",
         help="Zone of the export's times that carry no offset, as on the phone that wrote it "
-        "(default: $CHATCRM_TZ, else UTC). Europe/Madrid, +03:00, UTC.",
+        "(default: $CHATCRM_TZ, else the settings file, else UTC). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzShow = Annotated[
@@ -63,7 +63,7 @@ TzShow = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of the times shown (default: $CHATCRM_TZ, else the local zone). Europe/Madrid, +03:00, UTC.",
+        help="Zone of the times shown (default: $CHATCRM_TZ, else the settings file, else the local zone). Europe/Madrid, +03:00, UTC.",
     ),
 ]
 TzPeriod = Annotated[
@@ -71,7 +71,7 @@ TzPeriod = Annotated[
     typer.Option(
         "--tz",
         metavar="ZONE",
-        help="Zone of the times shown and of --since/--until dates (default: $CHATCRM_TZ, else the local "
+        help="Zone of the times shown and of --since/--until dates (default: $CHATCRM_TZ, else the settings file, else the local "
         "zone for display and UTC for dates).",
     ),
 ]
@@ -127,27 +127,73 @@ def _complete_employee(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of --agent: the employees in the database (never creates one)."""
     from chatcrm.store.connection import employee_names_read_only
 
-    names = employee_names_read_only(_db_path(ctx.params.get("db")))
+    try:
+        names = employee_names_read_only(_db_path(ctx.params.get("db")))
+    except ChatcrmError:  # a broken settings file: nothing to complete
+        return []
     return [name for name in names if name.casefold().startswith(incomplete.casefold())]
 
 
 # ------------------------------------------------------------------ the edge: environment and clock
 
 
-def _db_path(db: str | None) -> Path:
-    """`--db`, else `$CHATCRM_DB`, else `$XDG_DATA_HOME/chatcrm/chatcrm.db` (that is,
-    `~/.local/share/chatcrm/chatcrm.db`)."""
-    if db:
-        return Path(db)
-    env = os.environ.get("CHATCRM_DB")
-    if env:
-        return Path(env)
+_loaded_settings: list = []  # the settings file, read once per command (chatcrm.settings)
+
+
+def _settings():
+    if not _loaded_settings:
+        from chatcrm import settings
+
+        _loaded_settings.append(settings.load(os.environ, _check_setting))
+    return _loaded_settings[0]
+
+
+def _check_setting(key: str, value: str) -> None:
+    """A value of the settings file is one the option would take (ValueError if not)."""
+    from chatcrm import render, times
+    from chatcrm.errors import UsageError
+    from chatcrm.rules import statuses
+
+    try:
+        if key == "tz":
+            times.zone(value)
+        elif key == "sla":
+            times.parse_duration(value)
+        elif key == "format":
+            render.check_format(value)
+        elif key == "status":
+            statuses.parse(value)
+    except UsageError as error:
+        raise ValueError(str(error).replace("unknown --format", "unknown format"))
+
+
+def _default_db() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "chatcrm" / "chatcrm.db"
+    return str(Path(base) / "chatcrm" / "chatcrm.db")
+
+
+def _db_setting(db: str | None):
+    """`--db`, else `$CHATCRM_DB`, else the settings file's `db`, else
+    `$XDG_DATA_HOME/chatcrm/chatcrm.db` (that is, `~/.local/share/chatcrm/chatcrm.db`)."""
+    setting = _settings().value("db", db or None, os.environ, _default_db())
+    if setting.source not in ("option", "default") and not setting.source.startswith("environment"):
+        return type(setting)(os.path.expanduser(setting.value), setting.source)  # the file's `~/…`
+    return setting
+
+
+def _db_path(db: str | None) -> Path:
+    return Path(_db_setting(db).value)
 
 
 def _tz_name(tz: str | None) -> str | None:
-    return tz or os.environ.get("CHATCRM_TZ") or None
+    return _settings().value("tz", tz or None, os.environ).value or None
+
+
+def _output_format(fmt: str | None, view: dict | None = None) -> str | None:
+    """`--format`, else the view's, else the settings file's (else the renderer's table)."""
+    if fmt is None and view and "format" in view:
+        return view["format"].value
+    return _settings().value("format", fmt, {}).value
 
 
 def _input_zone(tz: str | None):
@@ -393,9 +439,14 @@ def reply(
         typer.Argument(metavar="DEAL... TEXT", help="The deals (by id or key; - alone reads them from stdin), then "
                        "the reply (- reads it from stdin).", show_default=False),
     ],
+    template: Annotated[
+        Optional[str],
+        typer.Option("--template", "-t", metavar="NAME",
+                     help="A canned reply of the settings file ([replies.NAME]); then every argument is a deal."),
+    ] = None,
     author: Annotated[
         Optional[str],
-        typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else your login name)."),
+        typer.Option("--author", metavar="NAME", help="Who replies (default: $CHATCRM_AGENT, else the settings file's author, else your login name)."),
     ] = None,
     chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The open chat, where the deal has several.")] = None,
     skip_refused: SkipRefused = False,
@@ -413,9 +464,14 @@ def reply(
     from chatcrm import service
     from chatcrm.errors import UsageError
 
-    if len(deals) < 2:
-        raise UsageError("give the deal(s) and then the text of the reply: chatcrm reply DEAL... TEXT")
-    *deal_args, text = deals
+    if template is not None:
+        canned, deal_args, text = _settings().reply(template), list(deals), None
+    else:
+        if len(deals) < 2:
+            raise UsageError("give the deal(s) and then the text of the reply: chatcrm reply DEAL... TEXT "
+                             "(or --template NAME)")
+        canned = None
+        *deal_args, text = deals
     if text == "-":
         if deal_args == ["-"]:
             raise UsageError("the deals and the text cannot both come from stdin: give one of them as arguments")
@@ -423,9 +479,9 @@ def reply(
     refs = _deal_refs(deal_args)
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
-    name = author or _default_author()
-    _on_deals(store, refs, lambda ref: service.reply(store, ref, text, now=now, author=name, chat=chat),
-              lambda ref: service.reply(store, ref, text, now=now, author=name), skip_refused, zone, {"--chat": chat})
+    name = _author(author).value
+    _on_deals(store, refs, lambda ref: service.reply(store, ref, text, now=now, author=name, chat=chat, template=canned),
+              lambda ref: service.reply(store, ref, text, now=now, author=name, template=canned), skip_refused, zone, {"--chat": chat})
 
 
 def _stdin(what: str):
@@ -448,16 +504,19 @@ def _stdin_text() -> str:
         raise InvalidInput(f"<stdin>: not UTF-8 text (byte {error.start + 1})")
 
 
-def _default_author() -> str:
-    name = os.environ.get("CHATCRM_AGENT")
-    if name:
-        return name
+def _login_name() -> str:
     import getpass
 
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "agent"
+
+
+def _author(author: str | None):
+    """`--author`, else `$CHATCRM_AGENT`, else the settings file's `author`, else the login name."""
+    setting = _settings().value("author", author, os.environ)
+    return setting if setting.value else type(setting)(_login_name(), "default (your login name)")
 
 
 @app.command(epilog=_examples('chatcrm close 3', 'chatcrm close 3 --complete', 'chatcrm close 6 --chat 11 --force', 'chatcrm close 3 4 7', 'chatcrm close --idle 24h --complete', 'chatcrm close --idle 2h --dry-run'))
@@ -579,6 +638,51 @@ def assign(
 OVERDUE_EXIT = 7  # list --exit-status: a deal listed has a client waiting past the SLA (README)
 
 
+@app.command(epilog=_examples('chatcrm remind 3 5m --note "Dice que contesta en cinco minutos"', 'chatcrm remind 6 2026-11-25T09:00 --activity 11', 'chatcrm remind 3 --clear'))
+def remind(
+    deal: Deal,
+    when: Annotated[
+        Optional[str],
+        typer.Argument(metavar="WHEN", help="How long from now (5m, 2h, 1d) or a time (2026-11-25T09:00)."),
+    ] = None,
+    note: Annotated[Optional[str], typer.Option("--note", metavar="TEXT", help="What to follow up on.")] = None,
+    activity: Annotated[
+        Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the activity's follow-up.")] = False,
+    at: At = None,
+    tz: TzWrite = None,
+    db: Db = None,
+) -> None:
+    """Set a follow-up on the deal's active activity.
+
+    Until then the deal waits at the end of the active ones (pending, when every active
+    activity has one); from then on it is due (red) and comes right after the unread
+    deals. A later reminder replaces it; a client who writes makes the deal unread as
+    always; completing the activity ends it.
+    """
+    from chatcrm import service, times
+    from chatcrm.errors import UsageError
+
+    now, zone = _now(at, tz), _display_zone(tz)
+    if clear == (when is not None):
+        raise UsageError("give WHEN (5m, 2h, 1d or a time), or --clear" if not clear
+                         else "give WHEN or --clear, not both")
+    if clear and note is not None:
+        raise UsageError("--note goes with a WHEN, not with --clear")
+    due_at = None
+    if when is not None:
+        try:
+            due_at = times.from_epoch(times.epoch(now) + times.parse_duration(when))
+        except ValueError:
+            try:
+                due_at = times.parse(when, _input_zone(tz))
+            except ValueError:
+                raise UsageError(f"WHEN: unreadable {when!r} (use a duration such as 5m, 2h, 1d, or a time "
+                                 "such as 2026-11-25T09:00)")
+    _say(service.remind(_store(db), deal, now=now, due_at=due_at, note=note or "", activity=activity), zone)
+
+
 def _duration(value: str | None, option: str) -> int | None:
     if value is None:
         return None
@@ -591,11 +695,12 @@ def _duration(value: str | None, option: str) -> int | None:
         raise UsageError(f"{option}: {error}")
 
 
-@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json', 'chatcrm list --sla 15m --agent Luis --exit-status || notify-send "a client waits"', 'chatcrm list --status grey --format ids | chatcrm complete -'))
+@app.command("list", epilog=_examples('chatcrm list', 'chatcrm list --agent Luis --sla 15m', 'chatcrm list --status unread -f json', 'chatcrm list --sla 15m --agent Luis --exit-status || notify-send "a client waits"', 'chatcrm list --status grey --format ids | chatcrm complete -', 'chatcrm list --view mine'))
 def list_(
     status: Annotated[
         Optional[str],
-        typer.Option("--status", metavar="STATUS", help="Only unread, green or grey deals.", autocompletion=_complete_status),
+        typer.Option("--status", metavar="STATUS", help="Only unread, due, green, pending or grey deals.",
+                     autocompletion=_complete_status),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show at most N deals.")] = None,
     agent: Annotated[
@@ -612,8 +717,13 @@ def list_(
         typer.Option(
             "--sla",
             metavar="DURATION",
-            help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA).",
+            help="Mark deals whose client has waited longer than this (15m, 1h30m; default: $CHATCRM_SLA, "
+            "else the settings file's sla).",
         ),
+    ] = None,
+    view: Annotated[
+        Optional[str],
+        typer.Option("--view", metavar="NAME", help="A saved view of the settings file ([views.NAME]); options win over it."),
     ] = None,
     exit_status: Annotated[
         bool,
@@ -632,16 +742,25 @@ def list_(
 ) -> None:
     """Show the queue: the deals whose clients wait come first.
 
-    Unread deals first, longest waiting first; then deals with an active activity (green
-    counter), oldest first; then the rest (grey), most recent first. A summary line
-    counts each group.
+    Unread deals first, longest waiting first; then deals whose follow-up has come (due,
+    red), earliest first; then deals with an active activity (green counter), oldest
+    first; then deals waiting for their follow-ups (pending), soonest first; then the rest
+    (grey), most recent first. A summary line counts each group.
     """
     from chatcrm import render, service
+    from chatcrm.settings import Setting
+
+    _NONE = Setting(None, "default")
+    saved = _settings().view(view) if view is not None else {}
+    status = status if status is not None else saved.get("status", _NONE).value
+    agent = agent if agent is not None else saved.get("agent", _NONE).value
+    limit = limit if limit is not None else saved.get("limit", _NONE).value
+    sla = sla if sla is not None else saved.get("sla", _NONE).value
     from chatcrm.errors import UsageError
 
-    fmt = render.check_format(fmt, ids=True)
+    fmt = render.check_format(_output_format(fmt, saved), ids=True)
     display = _display_zone(tz)
-    sla_seconds = _duration(sla if sla is not None else os.environ.get("CHATCRM_SLA") or None, "--sla")
+    sla_seconds = _duration(_settings().value("sla", sla, os.environ).value, "--sla")
     every = _duration(interval, "--interval")
     if exit_status and sla_seconds is None:
         raise UsageError("--exit-status needs an SLA: give --sla DURATION (or set $CHATCRM_SLA)")
@@ -685,7 +804,7 @@ def _watch(draw, every: int) -> None:
         sys.stdout.write("\n")
 
 
-SEARCH_STATUS_HELP = "Only deals with this status: unread, green or grey."
+SEARCH_STATUS_HELP = "Only deals with this status: unread, due, green, pending or grey (at the current time)."
 
 
 @app.command(epilog=_examples('chatcrm search factura', 'chatcrm search \'"talla M" OR pedi*\' --since 7d', 'chatcrm search 47110 --agent Elena -f json', 'chatcrm search envío --status grey --format ids | chatcrm complete -'))
@@ -747,9 +866,9 @@ def timeline(deal: Deal, fmt: Format = None, tz: TzShow = None, db: Db = None) -
     """
     from chatcrm import render, service
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(_output_format(fmt))
     display = _display_zone(tz)
-    card, entries = service.timeline(_store(db, read_only=True), deal)
+    card, entries = service.timeline(_store(db, read_only=True), deal, now=_clock())
     sys.stdout.write(render.timeline_output(card, entries, fmt, display, _color(), _terminal()))
 
 
@@ -773,7 +892,7 @@ def stats(
     """
     from chatcrm import render, stats as stats_
 
-    fmt = render.check_format(fmt)
+    fmt = render.check_format(_output_format(fmt))
     now = _clock()
     start, end = stats_.period(since, until, _input_zone(tz), now)
     store = _store(db, read_only=True)
@@ -853,6 +972,37 @@ def undo(
     typer.echo(render.undo_line(service.undo(_store(db), change, now=_clock())))
 
 
+@app.command("config", epilog=_examples('chatcrm config', 'chatcrm config -f json', 'chatcrm config -f csv'))
+def config_(fmt: Format = None) -> None:
+    """Show every effective setting and where it came from.
+
+    A value comes from the command's option, else the environment, else the settings
+    file ($CHATCRM_CONFIG, else $XDG_CONFIG_HOME/chatcrm/config.toml, else
+    ~/.config/chatcrm/config.toml), else the built-in default. Saved views and canned
+    replies are listed with their lines.
+    """
+    from chatcrm import render
+    from chatcrm.settings import Setting
+
+    settings = _settings()
+    fmt = render.check_format(fmt)
+    rows = [("file", str(settings.path), "found" if settings.exists else "not found (built-in defaults)")]
+    rows.append(("db", *_db_setting(None).__dict__.values()))
+    tz = settings.value("tz", None, os.environ, None)
+    rows.append(("tz", tz.value or "UTC for times without an offset; tables in the local zone", tz.source))
+    rows.append(("author", *_author(None).__dict__.values()))
+    sla = settings.value("sla", None, os.environ, None)
+    rows.append(("sla", sla.value or "none", sla.source))
+    output = settings.value("format", None, {}, None)
+    rows.append(("format", output.value or "simple (a table)", output.source))
+    for name, values in sorted(settings.views.items()):
+        for key, setting in values.items():
+            rows.append((f"views.{name}.{key}", str(setting.value), setting.source))
+    for name, text in sorted(settings.replies.items()):
+        rows.append((f"replies.{name}.text", text.value, text.source))
+    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt))
+
+
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
 def check(db: Db = None) -> None:
     """Verify the database against its facts.
@@ -889,6 +1039,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     _shown_zone[:] = []
+    _loaded_settings[:] = []
     try:
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:

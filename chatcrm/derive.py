@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 from chatcrm import times
-from chatcrm.rules import statuses
+from chatcrm.rules import follow_ups, statuses
 from chatcrm.rules.order import FACT_RANK
 
 
@@ -24,9 +24,11 @@ class MessageFact(NamedTuple):
 
 class ChatEventFact(NamedTuple):
     at: str
-    kind: str  # "close" | "complete" | "assign"
-    session: str  # a complete's or an assignment's target session (opened-at), or ""
+    kind: str  # "close" | "complete" | "assign" | "remind"
+    session: str  # a complete's, an assignment's or a reminder's target session (opened-at), or ""
     agent: str = ""  # an assignment's employee
+    due_at: str | None = None  # a reminder's follow-up time (None: a clear)
+    note: str = ""  # a reminder's note
 
 
 class Wait(NamedTuple):
@@ -55,6 +57,8 @@ class Session:
     first_reply_by: str | None = None  # the author of the session's first agent message
     assigned_to: str | None = None  # the latest assignment to this session
     responsible: str | None = None  # see derive_sessions
+    follow_up_at: str | None = None  # R11: the activity's follow-up while it is active
+    follow_up_note: str = ""
     waits: list[Wait] | None = None  # only when derive_sessions(track_waits=True)
 
     @property
@@ -62,7 +66,7 @@ class Session:
         return statuses.is_unread(self.closed_at, self.waiting_since)
 
 
-_CLOSE, _COMPLETE, _ASSIGN = FACT_RANK["close"], FACT_RANK["complete"], FACT_RANK["assign"]
+_CLOSE, _COMPLETE, _ASSIGN, _REMIND = (FACT_RANK[k] for k in ("close", "complete", "assign", "remind"))
 
 
 def derive_sessions(
@@ -86,7 +90,13 @@ def derive_sessions(
     message_rank = FACT_RANK["message"]
     facts: list[tuple] = [(m.at, message_rank, m.seq, n, m) for n, m in enumerate(messages)]
     arrival = len(facts)
-    facts.extend((e.at, FACT_RANK[e.kind], 0, arrival + n, e) for n, e in enumerate(events))
+    # Reminders of one instant apply in the order of rules/follow_ups.py (the last wins),
+    # whatever their arrival.
+    facts.extend(
+        (e.at, FACT_RANK[e.kind], follow_ups.instant_order(e.due_at, e.note) if e.kind == "remind" else 0,
+         arrival + n, e)
+        for n, e in enumerate(events)
+    )
     facts.sort()
     sessions: list[Session] = []
     current: Session | None = None
@@ -104,12 +114,18 @@ def derive_sessions(
             target = _complete_target(sessions, fact.session)
             if target is not None:
                 target.assigned_to = fact.agent
+        elif rank == _REMIND:
+            # R11: the latest reminder sets (or clears) the follow-up of an active activity.
+            target = _complete_target(sessions, fact.session)
+            if target is not None and target.completed_at is None:
+                target.follow_up_at, target.follow_up_note = fact.due_at, fact.note if fact.due_at else ""
         else:
             target = _complete_target(sessions, fact.session)
             if target is None:
                 continue
             if target.completed_at is None:
                 target.completed_at = at
+                target.follow_up_at, target.follow_up_note = None, ""  # R11: completion ends it
             if target is current:
                 _close(current, at)
                 current = None
@@ -170,11 +186,13 @@ class ChatState:
     last_message_at: str | None
     last_message_id: int | None
     responsible: str | None = None
+    follow_up_at: str | None = None
 
 
 @dataclass
 class DealState:
-    status: str = statuses.GREY
+    status: str = statuses.GREY  # R8's status (unread, green, grey): the one that needs no clock
+    status_rank: int = statuses.RANK[statuses.GREY]  # rules/statuses.py, stored_rank
     waiting_since: str | None = None
     oldest_active_at: str | None = None
     open_chats: int = 0
@@ -184,10 +202,8 @@ class DealState:
     last_event_at: str | None = None
     queue_key: int = 0
     responsible: str | None = None
-
-    @property
-    def status_rank(self) -> int:
-        return statuses.RANK[self.status]
+    follow_up_at: str | None = None  # R11: the earliest follow-up of its active activities
+    due_key: int | None = None  # when it turns due (rules/statuses.py)
 
 
 def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState:
@@ -198,6 +214,7 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
     state = DealState()
     last_events: list[str] = [created_at] if created_at else []
     latest_responsible: tuple[str, str] | None = None  # (opened at, name): the latest wins
+    unfollowed = 0  # active activities without a follow-up
     for chat in chats:
         if chat.responsible is not None and (
             latest_responsible is None or (chat.opened_at, chat.responsible) > latest_responsible
@@ -210,6 +227,10 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
         if chat.completed_at is None:
             state.active_activities += 1
             state.oldest_active_at = _earliest(state.oldest_active_at, chat.activity_created_at)
+            if chat.follow_up_at is None:
+                unfollowed += 1
+            else:
+                state.follow_up_at = _earliest(state.follow_up_at, chat.follow_up_at)
         if chat.last_message_at is not None and (
             state.last_message_at is None
             or (chat.last_message_at, chat.last_message_id or 0) > (state.last_message_at, state.last_message_id or 0)
@@ -219,11 +240,15 @@ def derive_deal(chats: Iterable[ChatState], created_at: str | None) -> DealState
         last_events.extend(t for t in (chat.last_message_at, chat.closed_at, chat.completed_at) if t)
     state.last_event_at = max(last_events) if last_events else None
     state.responsible = latest_responsible[1] if latest_responsible else None
-    state.status = statuses.status_of(state.waiting_since, state.active_activities)
+    state.status = statuses.base_status(state.waiting_since, state.active_activities)
+    state.status_rank = statuses.stored_rank(state.status, unfollowed == 0)
+    follow_up_epoch = times.epoch(state.follow_up_at) if state.follow_up_at else None
     state.queue_key = statuses.queue_key(
-        state.status, *(times.epoch(t) if t else None for t in (state.waiting_since, state.oldest_active_at,
-                                                                 state.last_event_at))
+        state.status_rank, *(times.epoch(t) if t else None for t in (state.waiting_since, state.oldest_active_at,
+                                                                      state.last_event_at)),
+        follow_up_epoch,
     )
+    state.due_key = statuses.due_key(state.status, follow_up_epoch)
     return state
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("message", "close", "complete", "assign")
+KINDS = ("message", "close", "complete", "assign", "remind")
 DIRECTIONS = ("client", "agent")
 
 
 @dataclass(slots=True)
 class Event:
-    """One fact: a message, a close, a completion or an assignment of a chat key.
+    """One fact: a message, a close, a completion, an assignment or a reminder of a chat key.
 
     `at` is stored time text (see chatcrm.times). `source`/`line` say where it was read,
     for error messages.
@@ -27,7 +27,7 @@ class Event:
     contact: str | None = None
     deal: str | None = None
     title: str | None = None
-    session: str | None = None  # a complete's or an assign's target session (its opened-at)
+    session: str | None = None  # a complete's, an assign's or a remind's target session (its opened-at)
     agent: str | None = None  # an assign event's employee
     # Ids the deal and the session this event opens had where it was exported; a new
     # database gives them again when they are free (`chatcrm export` round trips).
@@ -36,6 +36,8 @@ class Event:
     activity_id: int | None = None
     source: str = ""
     line: int = 0
+    due_at: str | None = None  # a reminder's follow-up time; None: the reminder clears it
+    note: str = ""  # a reminder's note
 
 
 @dataclass(slots=True)

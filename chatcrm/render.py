@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, TextIO
 
 from chatcrm import times
 from chatcrm.errors import UsageError
-from chatcrm.rules.statuses import GREEN, GREY, UNREAD
+from chatcrm.rules.statuses import DUE, GREEN, GREY, PENDING, STATUSES, UNREAD
 
 MACHINE_FORMATS = ("json", "jsonl", "csv")
 IDS = "ids"
@@ -30,6 +30,7 @@ LIST_FIELDS = (
     "waiting_since",
     "waiting_seconds",
     "overdue",
+    "due_at",
     "responsible",
     "open_chats",
     "active_activities",
@@ -71,6 +72,8 @@ TIMELINE_FIELDS = (
     "author",
     "text",
     "agent",
+    "due_at",
+    "note",
 )
 
 
@@ -105,7 +108,7 @@ def use_color(stream: TextIO, *, no_color: bool) -> bool:
     return bool(isatty and isatty())
 
 
-_STYLES = {UNREAD: "1;31", GREEN: "32", GREY: "90", "dim": "2", "yellow": "33", "match": "1;33"}
+_STYLES = {UNREAD: "1;31", DUE: "31", GREEN: "32", PENDING: "36", GREY: "90", "dim": "2", "yellow": "33", "match": "1;33"}
 
 
 def paint(text: str, style: str, color: bool) -> str:
@@ -191,7 +194,7 @@ def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bo
         writerow = csv_writer(stream, terminal)
         writerow(FIELDS)
         for count, record in enumerate(records, start=1):
-            writerow([record.get(name, "") for name in FIELDS])
+            writerow([_csv_value(record.get(name, "")) for name in FIELDS])
         return count
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every line
     for count, record in enumerate(records, start=1):
@@ -251,6 +254,17 @@ def outcome_line(outcome, tz: tzinfo | None) -> str:
         if o.reason == "already_assigned":
             return f"chat {o.chat_id} of deal {o.deal_id} is already {agent}'s; nothing changed"
         return f"deal {o.deal_id}: {chat} assigned to {agent} at {at}"
+    if o.action == "reminded":
+        if o.reason == "no_follow_up":
+            return f"activity {o.activity_id} of deal {o.deal_id} has no follow-up; nothing to clear"
+        if o.reason == "already_set":
+            return (f"activity {o.activity_id} of deal {o.deal_id} already follows up at "
+                    f"{times.sentence(o.due_at, tz)}; nothing changed")
+        if o.due_at is None:
+            return (f"deal {o.deal_id}: cleared the follow-up of activity {o.activity_id} "
+                    f"(was {times.sentence(o.previous_due_at, tz)}) at {at}")
+        was = f" (was {times.sentence(o.previous_due_at, tz)})" if o.previous_due_at else ""
+        return f"deal {o.deal_id}: activity {o.activity_id} follows up at {times.sentence(o.due_at, tz)}{was}"
     raise ValueError(f"unknown outcome {o.action!r}")
 
 
@@ -331,7 +345,7 @@ def check_ok(path, counts: dict[str, int]) -> str:
     return (
         f"ok: {safe(str(path), single_line=True)}: integrity and foreign keys hold; {counts['deals']} deals, {counts['chats']} chats, "
         f"{counts['activities']} activities match what {counts['messages']} messages and "
-        f"{counts['chat_events'] + counts['assignments']} other events give"
+        f"{counts['chat_events'] + counts['assignments'] + counts['reminders']} other events give"
     )
 
 
@@ -343,7 +357,7 @@ def check_problems(path, problems: list[str]) -> tuple[str, str]:
 # ------------------------------------------------------------------ list
 
 
-STATUS_LABEL = {UNREAD: "UNREAD", GREEN: "green", GREY: "grey"}
+STATUS_LABEL = {UNREAD: "UNREAD", DUE: "DUE", GREEN: "green", PENDING: "pending", GREY: "grey"}
 
 
 def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool, terminal: bool = False) -> str:
@@ -384,9 +398,8 @@ def queue_output(queue, fmt: str, tz: tzinfo | None, color: bool, terminal: bool
 def summary_line(queue, color: bool) -> str:
     counts = queue.counts
     parts = [
-        paint(f"{counts[UNREAD]} unread", UNREAD, color and counts[UNREAD] > 0),
-        paint(f"{counts[GREEN]} green", GREEN, color),
-        paint(f"{counts[GREY]} grey", GREY, color),
+        paint(f"{counts[status]} {status}", status, color and (counts[status] > 0 or status not in (UNREAD, DUE)))
+        for status in STATUSES
     ]
     if queue.sla_seconds is not None:
         sla = times.duration(queue.sla_seconds)
@@ -463,6 +476,10 @@ _KIND_LABEL = {
     "chat_closed": "chat closed",
     "activity_completed": "activity completed",
     "assigned": "assigned",
+    "follow_up_set": "follow-up set",
+    "follow_up_changed": "follow-up changed",
+    "follow_up_cleared": "follow-up cleared",
+    "follow_up_due": "follow-up due",
 }
 _STATE_LABEL = {"unread": "Unread", "active": "active (yellow)", "completed": "completed (white)"}
 _STATE_STYLE = {"unread": "unread", "active": "yellow", "completed": "dim"}
@@ -494,6 +511,12 @@ def timeline_output(deal: dict, entries: list[dict], fmt: str, tz: tzinfo | None
             detail = safe(entry["text"])
         elif kind == "assigned":
             detail = f"to {safe(entry['agent'], single_line=True)}"
+        elif kind in ("follow_up_set", "follow_up_changed", "follow_up_due"):
+            detail = ("for " if kind != "follow_up_due" else "") + times.display(entry["due_at"], tz)
+            if entry.get("note"):
+                detail += f" · {safe(entry['note'], single_line=True)}"
+            if kind == "follow_up_due":
+                detail = paint(detail, DUE, color)
         rows.append(
             [
                 times.display(entry["at"], tz),
@@ -512,11 +535,30 @@ def deal_header(deal: dict, tz: tzinfo | None, color: bool) -> str:
     line = f"Deal {deal['deal_id']} · {safe(deal['title'], single_line=True)} · key {safe(deal['deal_key'], single_line=True)} · "
     if status == "unread":
         line += paint(f"UNREAD since {times.display(deal['waiting_since'], tz)}", "unread", color)
+    elif status in (DUE, PENDING):
+        line += paint(f"{status.upper() if status == DUE else status} · follow-up {times.display(deal['due_at'], tz)}",
+                      status, color)
     else:
         line += paint(f"{status} counter", status, color)
     counters = f"{deal['open_chats']} open chat(s), {deal['active_activities']} active activit{'y' if deal['active_activities'] == 1 else 'ies'}"
     responsible = f" · responsible {safe(deal['responsible'], single_line=True)}" if deal.get("responsible") else ""
     return f"{line} · {counters}{responsible}\n\n"
+
+
+# ------------------------------------------------------------------ settings
+
+
+SETTINGS_FIELDS = ("setting", "value", "source")
+
+
+def settings_output(values: list, names: list[str], fmt: str) -> str:
+    """`chatcrm config`: each setting, its effective value and where it came from."""
+    rows = [{"setting": name, "value": v.value, "source": v.source} for name, v in zip(names, values)]
+    if fmt in MACHINE_FORMATS:
+        return records(rows, SETTINGS_FIELDS, fmt)
+    cells = [[r["setting"], safe(str(r["value"]), single_line=True, width=60), safe(r["source"], single_line=True)]
+             for r in rows]
+    return table(cells, ["SETTING", "VALUE", "FROM"], fmt)
 
 
 # ------------------------------------------------------------------ stats

@@ -1,5 +1,5 @@
-"""The rules of docs/rules.md as operations: ingest, reply, close, complete, assign, queue,
-timeline, export.
+"""The rules of docs/rules.md as operations: ingest, reply, close, complete, assign, remind,
+queue, timeline, export.
 
 No printing, no clock and no environment here: the caller passes `now`, and the renderer
 words what comes back (`Outcome`, `IngestReport`, `Queue`). Every mutating operation runs
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 class Outcome:
     """What a command did, or (`changed` False) why it had nothing to do.
 
-    `action`: replied, closed, completed or assigned. `reason`, when nothing changed:
-    no_open_chat, already_closed, no_active_activity, already_completed, already_assigned.
+    `action`: replied, closed, completed, assigned or reminded. `reason`, when nothing
+    changed: no_open_chat, already_closed, no_active_activity, already_completed,
+    already_assigned, already_set, no_follow_up.
     """
 
     action: str
@@ -48,6 +49,9 @@ class Outcome:
     closed: bool = False  # complete: the open chat closed with it
     agent: str | None = None
     completed_at: str | None = None  # already_completed: when
+    due_at: str | None = None  # reminded: the follow-up's time (None: cleared)
+    previous_due_at: str | None = None  # reminded: the follow-up it replaced or cleared
+    note: str = ""
 
 
 # ------------------------------------------------------------------ ingest
@@ -222,8 +226,10 @@ def _invalid(report: IngestReport, invalid: Invalid, skip: bool) -> None:
 # ------------------------------------------------------------------ commands
 
 
-def find_deal(store: Store, ref: str) -> dict:
-    deal = queries.find_deal(store, str(ref).strip())
+def find_deal(store: Store, ref: str, now: str | None = None) -> dict:
+    """The deal named by its id or key; its status is the one at `now` (R11), or without a
+    time R8's alone."""
+    deal = queries.find_deal(store, str(ref).strip(), times.epoch(now) if now is not None else None)
     if deal is None:
         raise NotFound(f"no deal {ref!r} (give a deal id or key; `chatcrm list` shows them)")
     return deal
@@ -301,16 +307,24 @@ def _record(store: Store, events: list[Event], command: str, arguments: dict, no
     return change_id
 
 
-def reply(store: Store, deal_ref: str, text: str, *, now: str, author: str, chat: str | None = None) -> Outcome:
-    """R3: an agent message on the deal's open chat; the session becomes read."""
+def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: str, chat: str | None = None,
+          template: str | None = None) -> Outcome:
+    """R3: an agent message on the deal's open chat; the session becomes read.
+
+    With `template` (a canned reply, chatcrm.settings), the text is that template with the
+    deal's contact, key and the author filled in."""
     from chatcrm.events import Event
 
-    if not text.strip():
+    if template is None and not (text or "").strip():
         raise UsageError("the reply text is empty")
     if not author.strip():
         raise UsageError("the author is empty")
     with store.write():
         deal, _, target = _deal_and_chat(store, deal_ref, chat)
+        if template is not None:
+            from chatcrm.settings import fill
+
+            text = fill(template, contact=deal["contact"], deal=deal["deal_key"], agent=author)
         if target is None:
             raise Refused(f"deal {deal['deal_id']} has no open chat to reply to")
         if target["closed_at"] is not None:
@@ -488,6 +502,59 @@ def change_log(store: Store, limit: int | None = None) -> list[dict]:
     return rows
 
 
+def _pick_activity(deal: dict, chats: list[dict], activity: str | None, what: str) -> dict:
+    """The activity a command names with --activity, else the deal's only active one."""
+    if activity is not None:
+        named = [c for c in chats if str(c["activity_id"]) == str(activity).strip()]
+        if not named:
+            raise NotFound(f"deal {deal['deal_id']} has no activity {activity!r}")
+        return named[0]
+    active = [c for c in chats if c["completed_at"] is None]
+    if not active:
+        raise Refused(f"deal {deal['deal_id']} has no active activity to {what}")
+    if len(active) > 1:
+        listing = _listing([(f"{c['activity_id']} (chat ", *_chat_label(c), ")") for c in active])
+        raise Refused(f"deal {deal['deal_id']} has {len(active)} active activities: ", *listing,
+                      "; choose one with --activity")
+    return active[0]
+
+
+def remind(
+    store: Store, deal_ref: str, *, now: str, due_at: str | None, note: str = "", activity: str | None = None
+) -> Outcome:
+    """R11: set the follow-up of the deal's active activity to `due_at` (None clears it)."""
+    from chatcrm.events import Event
+
+    note = note.strip()
+    if due_at is not None and due_at <= now:
+        raise UsageError(f"the follow-up time ", Moment(due_at), " is not later than now (", Moment(now),
+                         "); give a duration such as 2h, or a later time")
+    with store.write():
+        deal = find_deal(store, deal_ref)
+        target = _pick_activity(deal, queries.deal_chats(store, deal["deal_id"]), activity, "follow up")
+        ids = {"chat_id": target["chat_id"], "chat_key": target["chat_key"], "activity_id": target["activity_id"]}
+        if target["completed_at"] is not None:
+            raise Refused(f"activity {target['activity_id']} of deal {deal['deal_id']} was completed at ",
+                          Moment(target["completed_at"]), "; a follow-up needs an active activity")
+        previous = target["follow_up_at"]
+        if due_at is None and previous is None:
+            return Outcome("reminded", deal["deal_id"], now, changed=False, reason="no_follow_up", **ids)
+        if due_at is not None and (previous, target["follow_up_note"]) == (due_at, note):
+            return Outcome("reminded", deal["deal_id"], now, changed=False, reason="already_set", due_at=due_at,
+                           note=note, **ids)
+        _not_before(now, target, "set a follow-up")
+        _record(store, [Event("remind", target["chat_key"], now, session=target["opened_at"], due_at=due_at,
+                              note=note if due_at else "", source="remind")],
+                "remind", {"deal": deal["deal_id"], "activity": target["activity_id"], "due_at": due_at, "note": note},
+                now)
+        after = [c for c in queries.deal_chats(store, deal["deal_id"]) if c["activity_id"] == target["activity_id"]]
+        if not after or after[0]["follow_up_at"] != due_at:
+            # At one instant the greatest follow-up wins (rules/follow_ups.py): this one did not.
+            raise Refused(f"activity {target['activity_id']} has another reminder at ", Moment(now),
+                          " that wins at that instant; give a later --at")
+    return Outcome("reminded", deal["deal_id"], now, due_at=due_at, previous_due_at=previous, note=note, **ids)
+
+
 @dataclass
 class IdleClosing:
     """One chat `close --idle` closed: quiet since its last message, an employee's."""
@@ -626,7 +693,7 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
     # The facts' fields unpacked by position (store.facts.fact_rows): one record per fact,
     # so that a whole export costs about what reading its rows costs.
     for fact, (channel, contact, contact_at, title, title_at, deal_key, deal_id) in fact_rows(store, only):
-        kind, at, chat_key, uid, direction, author, text, session, agent, chat_id, activity_id = fact[:11]
+        kind, at, chat_key, uid, direction, author, text, session, agent, due_at, note, chat_id, activity_id = fact[:13]
         record: dict = {"type": kind}
         if kind == "message" and uid.startswith("id:"):
             record["id"] = uid[3:]
@@ -653,6 +720,13 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
             record["session"] = session
         if agent is not None:
             record["agent"] = agent
+        if kind == "remind":
+            if due_at:
+                record["due"] = due_at
+            else:
+                record["clear"] = True
+            if note:
+                record["note"] = note
         record["at"] = at
         yield record
 
@@ -711,7 +785,7 @@ def search(
         try:
             hits = search_store.search(
                 store, query, limit=limit + 1, sort=sort, deal_id=deal_id, channel=channel, agent=agent,
-                author=author, status=status, since=start, until=end,
+                author=author, status=status, since=start, until=end, now_epoch=times.epoch(now),
             )
         except search_store.MalformedQuery as error:
             raise UsageError(
@@ -771,8 +845,8 @@ def queue(
         limit = min(limit, MOST_DEALS)  # a larger limit shows them all, as this one does
     if agent is not None:
         agent = _employee(store, agent)
-    rows = queries.queue(store, status, limit, agent)
     now_epoch = times.epoch(now)
+    rows = queries.queue(store, now_epoch, status, limit, agent)
     for row in rows:
         since = row["waiting_since"]
         since_epoch = times.epoch(since) if since else None
@@ -781,7 +855,7 @@ def queue(
             since_epoch is not None and sla_rule.overdue(since_epoch, now_epoch, sla_seconds)
         )
     overdue = queries.count_overdue(store, now_epoch, sla_seconds, agent) if sla_seconds is not None else 0
-    return Queue(rows, queries.queue_counts(store, agent), agent, sla_seconds, overdue)
+    return Queue(rows, queries.queue_counts(store, now_epoch, agent), agent, sla_seconds, overdue)
 
 
 def _known_employees(store: Store, name: str) -> str:
@@ -809,6 +883,10 @@ _TIMELINE_ORDER = {
     "chat_closed": 4,
     "activity_completed": 5,
     "assigned": 6,
+    "follow_up_set": 7,
+    "follow_up_changed": 7,
+    "follow_up_cleared": 7,
+    "follow_up_due": 8,
 }
 
 
@@ -821,11 +899,12 @@ def activity_state(chat: dict) -> str:
     return "active"
 
 
-def timeline(store: Store, deal_ref: str) -> tuple[dict, list[dict]]:
+def timeline(store: Store, deal_ref: str, now: str | None = None) -> tuple[dict, list[dict]]:
     """R10: the deal card's history in time order. Each activity entry carries its state
     at that moment: created active (Unread when a client opened the session), completed
-    when it was completed; the deal (the header) carries today's."""
-    deal = find_deal(store, deal_ref)
+    when it was completed; the deal (the header) carries its status at `now`. Follow-ups
+    (R11) show when they were set, changed and cleared, and when one's time came (by `now`)."""
+    deal = find_deal(store, deal_ref, now)
     chats = queries.deal_chats(store, deal["deal_id"])
     entries: list[tuple] = []
 
@@ -859,8 +938,40 @@ def timeline(store: Store, deal_ref: str) -> tuple[dict, list[dict]]:
         order, chat = (named[0][1], named[0][2]) if named else _session_of(sessions, assignment["at"])
         add(assignment["at"], "assigned", order, chat_id=chat and chat["chat_id"],
             activity_id=chat and chat["activity_id"], agent=assignment["agent"])
+    _follow_up_entries(store, deal["deal_id"], sessions_by_key, add, now)
     entries.sort(key=lambda e: e[0])
     return deal, [entry for _, entry in entries]
+
+
+def _follow_up_entries(store: Store, deal_id: int, sessions_by_key: dict, add, now: str | None) -> None:
+    """The timeline's follow-ups: each reminder as set, changed or cleared, and each
+    follow-up that came due (by `now`) before it was replaced, cleared or completed."""
+    held: dict[int, tuple] = {}  # activity id -> (due at, set at, note, order, chat) in effect
+
+    def came_due(follow_up: tuple, until: str | None) -> None:
+        due, set_at, note, order, chat = follow_up
+        if now is not None and due <= now and (until is None or due <= until):
+            add(max(due, set_at), "follow_up_due", order, chat_id=chat["chat_id"], activity_id=chat["activity_id"],
+                due_at=due, note=note)
+
+    # In the order the rules apply them: by time, at one instant the greatest last.
+    for reminder in queries.deal_reminders(store, deal_id):
+        sessions = sessions_by_key.get(reminder["chat_key"], [])
+        named = [s for s in sessions if s[0] == reminder["session"]]
+        order, chat = (named[0][1], named[0][2]) if named else _session_of(sessions, reminder["at"])
+        if chat is None or (chat["completed_at"] is not None and reminder["at"] >= chat["completed_at"]):
+            continue  # no activity yet, or completed by then: the reminder changed nothing
+        previous = held.pop(chat["activity_id"], None)
+        if previous is not None:
+            came_due(previous, reminder["at"])
+        due = reminder["due_at"]
+        kind = "follow_up_cleared" if due is None else ("follow_up_set" if previous is None else "follow_up_changed")
+        add(reminder["at"], kind, order, chat_id=chat["chat_id"], activity_id=chat["activity_id"], due_at=due,
+            note=reminder["note"] if due else None)
+        if due is not None:
+            held[chat["activity_id"]] = (due, reminder["at"], reminder["note"], order, chat)
+    for follow_up in held.values():
+        came_due(follow_up, follow_up[4]["completed_at"])
 
 
 def _session_of(sessions: list[tuple[str, int, dict]], at: str) -> tuple[int, dict | None]:

@@ -17,8 +17,12 @@ def small_flushes(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """No test touches a real user database, clock or terminal setting."""
+    """No test touches a real user database, settings file, clock or terminal setting."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # no test reads the real user's settings file
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("CHATCRM_CONFIG", raising=False)
+    monkeypatch.delenv("CHATCRM_SLA", raising=False)
     monkeypatch.setenv("CHATCRM_DB", str(tmp_path / "chatcrm.db"))
     monkeypatch.setenv("CHATCRM_TZ", "UTC")
     monkeypatch.setenv("CHATCRM_AGENT", "Luis")

@@ -69,7 +69,7 @@ ID    STATUS    DEAL                  WAITING    AGENT    OPEN    ACTIVE    LAST
 3     UNREAD    Marta (whatsapp)      1h 00m              1       1         2026-11-24 10:00  client: Hola ⏎ mi pedido no llega
 2     green     Ana Pérez (telegram)             Luis     1       1         2026-11-24 09:20  agent: Sí, la tenemos.
 1     grey      Jorge (webchat)                           0       0         2026-11-24 08:00  client: Gracias
-1 unread · 1 green · 1 grey
+1 unread · 0 due · 1 green · 0 pending · 1 grey
 """
 
 GOLDEN_TIMELINE = """\
@@ -114,6 +114,7 @@ def test_list_json_is_exact(small):
         "waiting_since": "2026-11-24T10:00:00Z",
         "waiting_seconds": 3600,
         "overdue": None,
+        "due_at": None,
         "responsible": None,
         "open_chats": 1,
         "active_activities": 1,
@@ -152,13 +153,13 @@ def test_jsonl_and_csv_outputs(small):
 def test_tabulate_styles_are_accepted(small):
     out = run("list", "--format", "github").out
     assert out.startswith("| ID ")
-    assert "1 unread · 1 green · 1 grey" in out
+    assert "1 unread · 0 due · 1 green · 0 pending · 1 grey" in out
 
 
 def test_limit_says_how_many_are_shown(small):
     out = run("list", "--limit", "1").out
     assert "Marta" in out and "Ana" not in out
-    assert out.endswith("1 unread · 1 green · 1 grey (showing 1 of 3 deals)\n")
+    assert out.endswith("1 unread · 0 due · 1 green · 0 pending · 1 grey (showing 1 of 3 deals)\n")
 
 
 def test_CHATCRM_NOW_makes_builds_byte_identical(tmp_path, monkeypatch):

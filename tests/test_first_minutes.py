@@ -56,7 +56,7 @@ def test_an_empty_database_says_once_on_stderr_how_to_begin():
 
     open_store(os.environ["CHATCRM_DB"], create=True).close()  # made, nothing imported yet
     result = run("list")
-    assert result.code == 0 and result.out == "0 unread · 0 green · 0 grey\n"  # stdout unchanged
+    assert result.code == 0 and result.out == "0 unread · 0 due · 0 green · 0 pending · 0 grey\n"  # stdout unchanged
     assert result.err.count("\n") == 1 and "chatcrm ingest" in result.err
     assert run("ingest", FIXTURES / "support-day.jsonl").code == 0
     assert run("list").err == ""

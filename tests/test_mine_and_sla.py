@@ -122,7 +122,7 @@ def test_list_agent_shows_only_that_employees_deals_and_counts_theirs(team):
     result = run("list", "--agent", "Elena", "--format", "json")
     assert [(r["deal_key"], r["responsible"]) for r in result.json()] == [("tg:1", "Elena"), ("fb:4", "Elena")]
     table = run("list", "--agent", "Elena").out
-    assert table.splitlines()[-1] == "Elena: 1 unread · 1 green · 0 grey"
+    assert table.splitlines()[-1] == "Elena: 1 unread · 0 due · 1 green · 0 pending · 0 grey"
 
 
 def test_list_agent_follows_an_assignment(team):
@@ -166,7 +166,7 @@ def test_without_sla_overdue_is_null(team):
 
 def test_the_sla_summary_counts_every_overdue_deal_even_beyond_the_limit(team):
     out = run("list", "--sla", "30m", "--limit", "1").out
-    assert "2 unread · 2 green · 0 grey · 2 over the 30m SLA (showing 1 of 4 deals)" in out
+    assert "2 unread · 0 due · 2 green · 0 pending · 0 grey · 2 over the 30m SLA (showing 1 of 4 deals)" in out
     assert "2h 00m !" in out
 
 

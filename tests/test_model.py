@@ -1,5 +1,6 @@
-"""Model-based testing: random interleavings of ingest, reply, close and complete through
-the service, compared after every step with a small reference model of R1–R9 (docs/rules.md).
+"""Model-based testing: random interleavings of ingest, reply, close, complete and remind
+through the service, compared after every step with a small reference model of R1–R9 and
+the follow-ups of R11 (docs/rules.md; statuses due and pending, at two current times).
 
 The model is written here from docs/rules.md alone: it keeps the facts in plain sets, derives
 every session and deal from scratch on each look (no stored state, no incremental
@@ -42,6 +43,7 @@ class Model:
         self.messages: dict[tuple[str, str], tuple[str, str]] = {}  # (chat, id) -> (time, direction)
         self.closes: set[tuple[str, str]] = set()
         self.completes: set[tuple[str, str, str]] = set()  # (chat, time, named session or "")
+        self.reminders: set[tuple[str, str, str, str, str]] = set()  # (chat, time, session or "", due or "", note)
         self.deal_ids: dict[str, int] = {}  # deal key -> id, in order of first appearance
         self.first_at: dict[str, str] = {}
 
@@ -62,14 +64,18 @@ class Model:
         timeline = [(t, 0, d) for (c, _), (t, d) in self.messages.items() if c == chat]
         timeline += [(t, 1, "") for c, t in self.closes if c == chat]
         timeline += [(t, 2, s) for c, t, s in self.completes if c == chat]
-        timeline.sort(key=lambda f: (f[0], f[1]))
+        # R11: reminders after everything else at their instant; among them the greatest
+        # (due, note) last, so that it wins
+        timeline += [(t, 3, (s, due, note)) for c, t, s, due, note in self.reminders if c == chat]
+        timeline.sort(key=lambda f: (f[0], f[1], f[2][1:] if f[1] == 3 else ()))
         sessions: list[dict] = []
         current = None
         for time, kind, detail in timeline:
             if kind == 0:  # a message: opens a session when none is open (R1, R6)
                 if current is None:
                     current = {"opened": time, "by": detail, "closed": None, "completed": None,
-                               "last_agent": None, "waiting": None, "chat": chat}
+                               "last_agent": None, "waiting": None, "chat": chat, "follow_up": None,
+                               "note": ""}
                     sessions.append(current)
                 if detail == "agent":  # R3
                     current["last_agent"], current["waiting"] = time, None
@@ -78,6 +84,12 @@ class Model:
             elif kind == 1:  # R5: a close with no open session changes nothing
                 if current is not None:
                     current["closed"], current["waiting"], current = time, None, None
+            elif kind == 3:  # R11: the reminder sets the follow-up of an active activity
+                session, due, note = detail
+                named = [s for s in sessions if s["opened"] == session]
+                target = named[-1] if named else (sessions[-1] if sessions else None)
+                if target is not None and target["completed"] is None:
+                    target["follow_up"], target["note"] = (due, note) if due else (None, "")
             else:  # R7
                 named = [s for s in sessions if s["opened"] == detail]
                 target = named[-1] if named else (sessions[-1] if sessions else None)
@@ -85,12 +97,13 @@ class Model:
                     continue
                 if target["completed"] is None:
                     target["completed"] = time
+                    target["follow_up"], target["note"] = None, ""  # completion ends it
                 if target is current:
                     current["closed"], current["waiting"], current = time, None, None
         return sessions
 
-    # R2, R8: a deal's state
-    def deal(self, key: str) -> dict:
+    # R2, R8, R11: a deal's state at `now`
+    def deal(self, key: str, now: str) -> dict:
         sessions = [s for chat in self.chats_of(key) for s in self.sessions(chat)]
         waiting = [s["waiting"] for s in sessions if s["closed"] is None and s["waiting"] is not None]
         active = [s for s in sessions if s["completed"] is None]
@@ -98,8 +111,20 @@ class Model:
         for chat in self.chats_of(key):
             events += [t for (c, _), (t, _d) in self.messages.items() if c == chat]
         events += [s[f] for s in sessions for f in ("closed", "completed") if s[f]]
+        follow_ups = [s["follow_up"] for s in active if s["follow_up"] is not None]
+        if waiting:
+            status = "unread"
+        elif not active:
+            status = "grey"
+        elif follow_ups and min(follow_ups) <= now:
+            status = "due"  # its time has come, at that very instant
+        elif len(follow_ups) == len(active):
+            status = "pending"
+        else:
+            status = "green"
         state = {
-            "status": "unread" if waiting else ("green" if active else "grey"),
+            "status": status,
+            "due_at": min(follow_ups) if follow_ups else None,
             "waiting_since": min(waiting) if waiting else None,
             "open_chats": sum(1 for s in sessions if s["closed"] is None),
             "active_activities": len(active),
@@ -108,16 +133,20 @@ class Model:
         state["_last_event"] = max(events)
         return state
 
-    # R9
-    def queue(self) -> list[str]:
+    # R9, R11
+    def queue(self, now: str) -> list[str]:
         def place(key: str):
-            d = self.deal(key)
+            d = self.deal(key, now)
             if d["status"] == "unread":
                 return (0, d["waiting_since"], "", self.deal_ids[key])
+            if d["status"] == "due":
+                return (1, d["due_at"], "", self.deal_ids[key])
             if d["status"] == "green":
-                return (1, d["_oldest_active"], "", self.deal_ids[key])
+                return (2, d["_oldest_active"], "", self.deal_ids[key])
+            if d["status"] == "pending":
+                return (3, d["due_at"], "", self.deal_ids[key])
             # grey: most recent first — invert the time text for an ascending sort
-            return (2, "", "".join(chr(0x10FFFF - ord(ch)) for ch in d["_last_event"]), self.deal_ids[key])
+            return (4, "", "".join(chr(0x10FFFF - ord(ch)) for ch in d["_last_event"]), self.deal_ids[key])
 
         return sorted(self.deal_ids, key=place)
 
@@ -153,6 +182,27 @@ class Model:
         if len(active) > 1 or now < target["opened"]:
             return ("refused", None)
         if target["closed"] is None and target["waiting"] and not force:
+            return ("refused", None)
+        return ("ok", target)
+
+    def predict_remind(self, deal: str, now: str, due: str | None, note: str):
+        if deal not in self.deal_ids:
+            return ("not found", None)
+        active = [s for chat in self.chats_of(deal) for s in self.sessions(chat) if s["completed"] is None]
+        if len(active) != 1:
+            return ("refused", None)
+        target = active[0]
+        if due is None and target["follow_up"] is None:
+            return ("nothing", None)
+        if due is not None and (target["follow_up"], target["note"]) == (due, note):
+            return ("nothing", None)
+        if now < target["opened"]:
+            return ("refused", None)
+        fact = (target["chat"], now, target["opened"], due or "", note if due else "")
+        self.reminders.add(fact)
+        after = [s for s in self.sessions(target["chat"]) if s["opened"] == target["opened"]]
+        self.reminders.discard(fact)
+        if after[0]["follow_up"] != due:  # another reminder of that instant wins
             return ("refused", None)
         return ("ok", target)
 
@@ -204,6 +254,18 @@ class ChatcrmMachine(RuleBasedStateMachine):
         self.model.completes.add((chat, at(minute), ""))
         self.model.saw(chat, at(minute))
 
+    @rule(chat=st.sampled_from(CHATS), minute=MINUTES, due=st.one_of(st.none(), st.integers(0, 20)),
+          note=st.sampled_from(["", "llamar"]))
+    def import_remind(self, chat, minute, due, note):
+        record = {"type": "remind", "chat": chat, "at": at(minute)}
+        if due is None:
+            record["clear"] = True
+        else:
+            record.update(due=at(due), note=note)
+        self._ingest(record)
+        self.model.reminders.add((chat, at(minute), "", at(due) if due is not None else "", note if due is not None else ""))
+        self.model.saw(chat, at(minute))
+
     @rule(data=st.data())
     def import_again(self, data):
         if self.ingested:
@@ -251,24 +313,49 @@ class ChatcrmMachine(RuleBasedStateMachine):
         if target is not None:
             self.model.completes.add((target["chat"], now, target["opened"]))
 
+    @rule(chat=st.sampled_from(CHATS), minute=MINUTES, later=st.one_of(st.none(), st.integers(1, 8)),
+          note=st.sampled_from(["", "llamar"]))
+    def remind(self, chat, minute, later, note):
+        deal, now = self.model.deal_key(chat), at(minute)
+        due = at(minute + later) if later is not None else None
+        predicted = self.model.predict_remind(deal, now, due, note if due else "")
+        target = self._act("remind", predicted,
+                           lambda: service.remind(self.store, deal, now=now, due_at=due, note=note if due else ""))
+        if target is not None:
+            self.model.reminders.add((target["chat"], now, target["opened"], due or "", note if due else ""))
+
     # ---- after every step: the store says what the model says
 
     @invariant()
     def same_deals_sessions_and_queue(self):
-        rows = service.queue(self.store, now=at(59)).rows
-        assert [r["deal_key"] for r in rows] == self.model.queue()
+        # at the end of the grid's hour (every follow-up has come), and in its middle
+        for now in (at(59), at(8)):
+            self.same_at(now, with_sessions=now == at(59))
+
+    def same_at(self, now, with_sessions):
+        queue = service.queue(self.store, now=now)
+        rows = queue.rows
+        assert [r["deal_key"] for r in rows] == self.model.queue(now), now
+        modelled_counts = {status: 0 for status in queue.counts}
+        for key in self.model.deal_ids:
+            modelled_counts[self.model.deal(key, now)["status"]] += 1
+        assert queue.counts == modelled_counts, now
         for row in rows:
-            expected = self.model.deal(row["deal_key"])
+            expected = self.model.deal(row["deal_key"], now)
             assert {k: row[k] for k in expected if not k.startswith("_")} == {
                 k: v for k, v in expected.items() if not k.startswith("_")
             }, row["deal_key"]
             assert row["deal_id"] == self.model.deal_ids[row["deal_key"]]
+            if not with_sessions:  # the sessions do not depend on the time: compared once
+                continue
             stored = sorted(
-                (c["chat_key"], c["opened_at"], c["closed_at"], c["completed_at"], c["waiting_since"])
+                (c["chat_key"], c["opened_at"], c["closed_at"], c["completed_at"], c["waiting_since"],
+                 c["follow_up_at"])
                 for c in queries.deal_chats(self.store, row["deal_id"])
             )
             modelled = sorted(
-                (s["chat"], s["opened"], s["closed"], s["completed"], s["waiting"] if s["closed"] is None else None)
+                (s["chat"], s["opened"], s["closed"], s["completed"], s["waiting"] if s["closed"] is None else None,
+                 s["follow_up"])
                 for chat in self.model.chats_of(row["deal_key"])
                 for s in self.model.sessions(chat)
             )

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatcrm import render, service
+from chatcrm import render, service, times
 from chatcrm.store import open_store
 from tests.helpers import events
 from chatcrm.store import queries
@@ -30,7 +30,7 @@ def histories(draw):
     records = []
     for number, minute in enumerate(sorted(minutes)):
         chat = draw(st.sampled_from(sorted(CHATS)))
-        kind = draw(st.sampled_from(["client", "client", "agent", "close", "complete", "assign"]))
+        kind = draw(st.sampled_from(["client", "client", "agent", "close", "complete", "assign", "remind"]))
         at = f"2026-11-24T{minute // 60:02d}:{minute % 60:02d}:00Z"
         record = {"chat": chat, "at": at}
         if CHATS[chat]:
@@ -41,6 +41,13 @@ def histories(draw):
                 record["author"] = draw(st.sampled_from(AGENTS))
         elif kind == "assign":
             record.update(type="assign", agent=draw(st.sampled_from(AGENTS)))
+        elif kind == "remind":  # a follow-up due before NOW or after it, or a clear
+            later = draw(st.one_of(st.none(), st.integers(1, 1800)))
+            record["type"] = "remind"
+            if later is None:
+                record["clear"] = True
+            else:
+                record["due"] = times.from_epoch(times.epoch(at) + later * 60)
         else:
             record["type"] = kind
         records.append(record)
@@ -57,7 +64,7 @@ def snapshot(records_in_batches) -> dict:
             rows = [{k: v for k, v in row.items() if k != "deal_id"} for row in queue.rows]
             timelines = {}
             for row in queue.rows:
-                card, entries = service.timeline(store, str(row["deal_id"]))
+                card, entries = service.timeline(store, str(row["deal_id"]), NOW)
                 chats = {c["chat_id"]: (c["chat_key"], c["opened_at"]) for c in queries.deal_chats(store, card["deal_id"])}
                 activities = {c["activity_id"]: (c["chat_key"], c["opened_at"]) for c in queries.deal_chats(store, card["deal_id"])}
                 normalised = []

@@ -279,7 +279,7 @@ def test_R9_unread_longest_waiting_first_then_green_oldest_activity_first_then_g
     )
     q = service.queue(store, now=NOW)
     assert [r["deal_key"] for r in q.rows] == ["u2", "u1", "g2", "g1", "x2", "x1"]
-    assert q.counts == {"unread": 2, "green": 2, "grey": 2}
+    assert q.counts == {"unread": 2, "due": 0, "green": 2, "pending": 0, "grey": 2}
     assert [r["waiting_seconds"] for r in q.rows[:2]] == [2 * 3600 + 50 * 60, 2 * 3600 + 40 * 60]
 
 
@@ -293,7 +293,7 @@ def test_R9_status_and_limit_filter_but_the_summary_counts_every_group(store):
     ingest(store, [msg("u1", t(1)), msg("u2", t(2)), msg("g", t(3)), msg("g", t(4), "agent")])
     q = service.queue(store, now=NOW, status="unread", limit=1)
     assert [r["deal_key"] for r in q.rows] == ["u1"]
-    assert q.counts == {"unread": 2, "green": 1, "grey": 0}
+    assert q.counts == {"unread": 2, "due": 0, "green": 1, "pending": 0, "grey": 0}
 
 
 # --------------------------------------------------------------------- R10

@@ -15,7 +15,7 @@ from chatcrm.rules.cells import restored
 
 FIELDS = (
     "type", "id", "chat", "deal", "deal_id", "chat_id", "activity_id", "channel", "contact", "title",
-    "from", "author", "text", "session", "agent", "at",
+    "from", "author", "text", "session", "agent", "due", "note", "clear", "at",
 )  # fmt: skip
 _ID_HINTS = ("deal_id", "chat_id", "activity_id")
 _BOM = b"\xef\xbb\xbf"
@@ -161,7 +161,7 @@ def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
     try:
         kind = _string(record, "type", "message") or "message"
         if kind not in KINDS:
-            return Invalid(source, line, f"unknown type {kind!r} (use message, close, complete or assign)")
+            return Invalid(source, line, f"unknown type {kind!r} (use message, close, complete, assign or remind)")
         chat = _string(record, "chat", numbers=True)
         if not chat or not chat.strip():
             return Invalid(source, line, "missing 'chat'")
@@ -186,7 +186,22 @@ def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
                 agent = _string(record, "agent")
                 if agent is None or not agent.strip():
                     return Invalid(source, line, "missing 'agent' (the employee the chat is assigned to)")
-            return Event(kind, chat, at, source=source, line=line, session=session, agent=agent, **extra)
+            due_at, note = None, ""
+            if kind == "remind":
+                clear = record.get("clear") in (True, "true")
+                if record.get("clear") not in (None, "", True, False, "true", "false"):
+                    return Invalid(source, line, "'clear' must be true or false")
+                has_due = record.get("due") not in (None, "")
+                if clear == has_due:
+                    return Invalid(source, line, "a remind event needs a 'due' time, or 'clear': true")
+                if has_due:
+                    try:
+                        due_at = times.parse(record["due"], tz)
+                    except ValueError as error:
+                        return Invalid(source, line, f"'due': {error}")
+                note = _string(record, "note", "") or ""
+            return Event(kind, chat, at, source=source, line=line, session=session, agent=agent, due_at=due_at,
+                         note=note, **extra)
         direction = _string(record, "from")
         if direction is None:
             return Invalid(source, line, "missing 'from' (client or agent)")

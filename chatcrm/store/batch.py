@@ -57,6 +57,7 @@ class ImportBatch:
         self._message_rows: list[tuple] = []
         self._event_rows: list[tuple] = []
         self._assignment_rows: list[tuple] = []
+        self._reminder_rows: list[tuple] = []
         self._deal_hints: dict[str, int] = {}
         self._channels: dict[str, str] = {}
         self._session_hints: dict[tuple[str, str], tuple[int | None, int | None]] = {}
@@ -131,6 +132,9 @@ class ImportBatch:
                 self._flush()
         elif event.type == "assign":
             self._assignment_rows.append((event.chat, at, event.session or "", event.agent))
+        elif event.type == "remind":
+            # A clear is stored with an empty due time (rules/follow_ups.py).
+            self._reminder_rows.append((event.chat, at, event.session or "", event.due_at or "", event.note or ""))
         else:
             self._event_rows.append((event.chat, event.type, at, event.session or ""))
 
@@ -212,6 +216,14 @@ class ImportBatch:
                     ((self.change_id, *r) for r in self._assignment_rows),
                 )
             self._assignment_rows = []
+        if self._reminder_rows:
+            cursor = conn.executemany(
+                "INSERT OR IGNORE INTO reminders (chat_key, at, session, due_at, note) VALUES (?,?,?,?,?)",
+                self._reminder_rows,
+            )
+            self.events_added += cursor.rowcount
+            self.present += len(self._reminder_rows) - cursor.rowcount
+            self._reminder_rows = []
 
     def _build_index(self) -> None:
         """After a large import into an empty table: remove repeated messages (the first

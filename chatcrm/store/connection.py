@@ -29,7 +29,8 @@ SCHEMA = (
     "m004_identity_without_direction",
     "m005_search_and_idle_index",
     "m006_stored_waits",
-    "m007_change_log",
+    "m007_follow_ups",
+    "m008_change_log",
 )
 
 
@@ -75,12 +76,12 @@ class Store:
         finally:
             self.conn.rollback()
 
-    def rows(self, sql: str, params: Iterable = ()) -> list[dict]:
-        cursor = self.conn.execute(sql, list(params))
+    def rows(self, sql: str, params: Iterable | dict = ()) -> list[dict]:
+        cursor = self.conn.execute(sql, params if isinstance(params, dict) else list(params))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
 
-    def row(self, sql: str, params: Iterable = ()) -> dict | None:
+    def row(self, sql: str, params: Iterable | dict = ()) -> dict | None:
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 

@@ -1,7 +1,7 @@
 """The stored facts as streams: for `export` and for re-deriving states (and, in the tests,
 for `stats` derived afresh).
 
-Facts are messages, closes and completions (`chat_events`) and assignments; `chat_keys`
+Facts are messages, closes and completions (`chat_events`), assignments and reminders; `chat_keys`
 holds which deal each chat key belongs to and what its events said of the client.
 """
 
@@ -19,15 +19,17 @@ from chatcrm.store.connection import Store
 class Fact(NamedTuple):
     """One stored fact with what its chat key's events said of the client."""
 
-    kind: str  # message, close, complete or assign
+    kind: str  # message, close, complete, assign or remind
     at: str
     chat_key: str
     uid: str | None  # a message's identity (rules/identity.py)
     direction: str | None
     author: str | None
     text: str | None
-    session: str | None  # a completion's or an assignment's session (its opening time)
+    session: str | None  # a completion's, an assignment's or a reminder's session (its opening time)
     agent: str | None  # an assignment's employee
+    due_at: str | None  # a reminder's follow-up time ('' for a clear)
+    note: str | None  # a reminder's note
     channel: str
     contact: str | None
     contact_at: str | None
@@ -42,7 +44,7 @@ class Fact(NamedTuple):
 def facts(store: Store, deal_id: int | None = None) -> Iterator[Fact]:
     """Every stored fact (of one deal, when given) in time order; within one instant in
     the order of rules/order.py, messages in the order of their file."""
-    return (Fact._make((*row[:9], *profile, *row[9:11])) for row, profile in fact_rows(store, deal_id))
+    return (Fact._make((*row[:11], *profile, *row[11:13])) for row, profile in fact_rows(store, deal_id))
 
 
 PROFILES_KEPT = 4096  # chat keys whose channel, naming and deal an export keeps at once
@@ -50,7 +52,7 @@ PROFILES_KEPT = 4096  # chat keys whose channel, naming and deal an export keeps
 
 def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
     """`facts` as pairs of plain tuples, for an export: the fact (kind, at, chat_key, uid,
-    direction, author, text, session, agent, chat_id, activity_id, then three columns that
+    direction, author, text, session, agent, due_at, note, chat_id, activity_id, then three columns that
     only order ties) and its chat key's (channel, contact, contact_at, title, title_at,
     deal_key, deal_id).
 
@@ -67,21 +69,27 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
     if deal_id is not None:
         whole = ""
         keys = " WHERE {}chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)"
-        params = [deal_id] * 3
+        params = [deal_id] * 4
     rows = conn.execute(
         f"""
-        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, m.text, NULL, NULL, c.id, a.id,
-               {FACT_RANK['message']}, m.seq, m.id
+        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, m.text, NULL, NULL, NULL, NULL,
+               c.id, a.id, {FACT_RANK['message']}, m.seq, m.id
         FROM messages m{whole}
         LEFT JOIN chats c ON c.chat_key = m.chat_key AND c.opened_at = m.sent_at
         LEFT JOIN activities a ON a.chat_id = c.id{keys.format('m.')}
         UNION ALL
-        SELECT kind, at, chat_key, NULL, NULL, NULL, NULL, session, NULL, NULL, NULL, {rank_sql('kind')}, 0, id
+        SELECT kind, at, chat_key, NULL, NULL, NULL, NULL, session, NULL, NULL, NULL, NULL, NULL, {rank_sql('kind')},
+               0, id
         FROM chat_events{keys.format('')}
         UNION ALL
-        SELECT 'assign', at, chat_key, NULL, NULL, NULL, NULL, session, agent, NULL, NULL, {FACT_RANK['assign']}, 0, id
+        SELECT 'assign', at, chat_key, NULL, NULL, NULL, NULL, session, agent, NULL, NULL, NULL, NULL,
+               {FACT_RANK['assign']}, 0, id
         FROM assignments{keys.format('')}
-        ORDER BY 2, 12, 13, 5, 6, 7, 3, 14
+        UNION ALL
+        SELECT 'remind', at, chat_key, NULL, NULL, NULL, NULL, session, NULL, due_at, note, NULL, NULL,
+               {FACT_RANK['remind']}, 0, id
+        FROM reminders{keys.format('')}
+        ORDER BY 2, 14, 15, 5, 6, 7, 10, 11, 3, 16
         """,
         params,
     )
@@ -113,7 +121,7 @@ def sessions_by_chat_key(store: Store, *, track_waits: bool = False) -> Iterator
 def deriver(store: Store, *, touched: bool, track_waits: bool = False):
     """A function giving each chat key's sessions from its facts, to be called in key
     order: the facts of every chat key, or of those in `temp.touched_keys`, are read
-    in one pass each (messages; closes, completions and assignments)."""
+    in one pass each (messages; closes, completions, assignments and reminders)."""
 
     def source(table: str, alias: str) -> str:
         if touched:
@@ -130,8 +138,11 @@ def deriver(store: Store, *, touched: bool, track_waits: bool = False):
     ))
     events = Peek(groupby(
         conn.execute(
-            f"SELECT e.chat_key, e.at, e.kind, e.session, '' FROM {source('chat_events', 'e')} "
-            f"UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent FROM {source('assignments', 'a')} "
+            f"SELECT e.chat_key, e.at, e.kind, e.session, '', NULL, '' FROM {source('chat_events', 'e')} "
+            f"UNION ALL SELECT a.chat_key, a.at, 'assign', a.session, a.agent, NULL, '' "
+            f"FROM {source('assignments', 'a')} "
+            f"UNION ALL SELECT r.chat_key, r.at, 'remind', r.session, '', nullif(r.due_at, ''), r.note "
+            f"FROM {source('reminders', 'r')} "
             "ORDER BY 1"
         ),
         key=lambda r: r[0],

@@ -36,6 +36,8 @@ class StoredChat(NamedTuple):
     activity_id: int
     activity_created_at: str
     completed_at: str | None
+    follow_up_at: str | None
+    follow_up_note: str
 
     @property
     def values(self) -> tuple:
@@ -99,7 +101,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         map(StoredChat._make, conn.execute(
             "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
             "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
-            "a.id, a.created_at, a.completed_at "
+            "a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note "
             "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
             "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
         )),
@@ -141,8 +143,9 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
                 wait_rows.extend((row.id, *w) for w in session.waits)
             if row.values != values:
                 updates.append((*values, row.id))
-            if (row.activity_created_at, row.completed_at) != (session.opened_at, session.completed_at):
-                activity_updates.append((session.opened_at, session.completed_at, row.activity_id))
+            activity = _activity_values(session)
+            if (row.activity_created_at, row.completed_at, row.follow_up_at, row.follow_up_note) != activity:
+                activity_updates.append((*activity, row.activity_id))
     if deletes:
         conn.executemany("DELETE FROM activities WHERE chat_id = ?", deletes)
         conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
@@ -152,7 +155,10 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         "WHERE id = ?",
         updates,
     )
-    conn.executemany("UPDATE activities SET created_at = ?, completed_at = ? WHERE id = ?", activity_updates)
+    conn.executemany(
+        "UPDATE activities SET created_at = ?, completed_at = ?, follow_up_at = ?, follow_up_note = ? WHERE id = ?",
+        activity_updates,
+    )
     if inserts:
         inserts.sort(key=lambda i: (i[0], i[1]))
         wanted = [(hints or {}).get((key, opened_at), (None, None)) for opened_at, key, *_ in inserts]
@@ -161,7 +167,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         chat_rows, activity_rows = [], []
         for chat_id, activity_id, (_, key, deal_id, values, session) in zip(chat_ids, activity_ids, inserts):
             chat_rows.append((chat_id, key, deal_id, *values))
-            activity_rows.append((activity_id, chat_id, deal_id, session.opened_at, session.completed_at))
+            activity_rows.append((activity_id, chat_id, deal_id, *_activity_values(session)))
             wait_rows.extend((chat_id, *w) for w in session.waits)
         conn.executemany(
             "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
@@ -170,7 +176,8 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
             chat_rows,
         )
         conn.executemany(
-            "INSERT INTO activities (id, chat_id, deal_id, created_at, completed_at) VALUES (?,?,?,?,?)",
+            "INSERT INTO activities (id, chat_id, deal_id, created_at, completed_at, follow_up_at, follow_up_note) "
+            "VALUES (?,?,?,?,?,?,?)",
             activity_rows,
         )
     conn.executemany("DELETE FROM waits WHERE chat_id = ?", wait_deletes)
@@ -190,7 +197,7 @@ def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, st
     chats = groupby(
         conn.execute(
             "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "
-            "c.last_message_at, c.last_message_id, c.responsible FROM temp.touched_deals t "
+            "c.last_message_at, c.last_message_id, c.responsible, a.follow_up_at FROM temp.touched_deals t "
             "CROSS JOIN chats c ON c.deal_id = t.v JOIN activities a ON a.chat_id = c.id ORDER BY t.v"
         ),
         key=lambda r: r[0],
@@ -218,13 +225,14 @@ def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, st
     conn.executemany(
         "INSERT INTO deals (key, title, contact_id, created_at, status, status_rank, queue_key, waiting_since, "
         "oldest_active_at, open_chats, active_activities, last_message_id, last_message_at, last_event_at, "
-        "responsible, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "responsible, follow_up_at, due_key, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((p.key, *_deal_values(p, s, contact_ids), deal_id) for p, s, deal_id in inserts),
     )
     conn.executemany(
         "UPDATE deals SET title = ?, contact_id = ?, created_at = ?, status = ?, status_rank = ?, "
         "queue_key = ?, waiting_since = ?, oldest_active_at = ?, open_chats = ?, active_activities = ?, "
-        "last_message_id = ?, last_message_at = ?, last_event_at = ?, responsible = ? WHERE id = ?",
+        "last_message_id = ?, last_message_at = ?, last_event_at = ?, responsible = ?, follow_up_at = ?, "
+        "due_key = ? WHERE id = ?",
         ((*_deal_values(p, s, contact_ids), deal_id) for p, s, deal_id in updates),
     )
 
@@ -330,7 +338,14 @@ def _deal_values(p: _Profile, s: derive.DealState, contact_ids: dict) -> tuple:
         s.last_message_at,
         s.last_event_at,
         s.responsible,
+        s.follow_up_at,
+        s.due_key,
     )
+
+
+def _activity_values(session: derive.Session) -> tuple:
+    """An activity's derived columns: created, completed, its follow-up (R11)."""
+    return (session.opened_at, session.completed_at, session.follow_up_at, session.follow_up_note)
 
 
 def _chat_values(session: derive.Session) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
+from chatcrm.rules import statuses
 from chatcrm.rules.statuses import STATUSES
 from chatcrm.store.connection import Store
 
@@ -18,13 +19,31 @@ def is_empty(store: Store) -> bool:
     return store.conn.execute("SELECT max(id) FROM deals").fetchone()[0] is None
 
 
-def find_deal(store: Store, ref: str) -> dict | None:
-    """A deal (its row of the queue) by its id (digits) or its key."""
+def _deal_columns(status: str) -> str:
+    """A deal's row as the `queue` view gives it, its status being `status` (SQL)."""
+    return f"""
+        d.id AS deal_id, d.key AS deal_key, d.title AS title, c.name AS contact, c.channel AS channel,
+        {status} AS status, d.waiting_since AS waiting_since, d.follow_up_at AS due_at,
+        d.open_chats AS open_chats, d.active_activities AS active_activities,
+        d.last_message_at AS last_message_at, m.text AS last_message, m.direction AS last_message_direction,
+        d.responsible AS responsible, d.oldest_active_at AS oldest_active_at, d.last_event_at AS last_event_at,
+        d.created_at AS created_at
+        FROM deals d
+        LEFT JOIN contacts c ON c.id = d.contact_id
+        LEFT JOIN messages m ON m.id = d.last_message_id
+    """
+
+
+def find_deal(store: Store, ref: str, now_epoch: int | None = None) -> dict | None:
+    """A deal (its row of the queue) by its id (digits) or its key, with its status at
+    `now_epoch` (without one, R8's status alone: unread, green or grey)."""
+    status = statuses.status_sql(":now", "d") if now_epoch is not None else "d.status"
+    sql = "SELECT " + _deal_columns(status)
     row = None
     if ref.isascii() and ref.isdigit() and len(ref) < 19:  # an id SQLite can hold; longer digits are a key
-        row = store.row("SELECT * FROM queue WHERE deal_id = ?", [int(ref)])
+        row = store.row(sql + " WHERE d.id = :ref", {"ref": int(ref), "now": now_epoch})
     if row is None:
-        row = store.row("SELECT * FROM queue WHERE deal_key = ?", [ref])
+        row = store.row(sql + " WHERE d.key = :ref", {"ref": ref, "now": now_epoch})
     return row
 
 
@@ -34,7 +53,8 @@ def deal_chats(store: Store, deal_id: int) -> list[dict]:
         """
         SELECT c.id AS chat_id, c.chat_key, k.channel, c.opened_at, c.opened_by, c.closed_at,
                c.waiting_since, c.first_response_at, c.last_message_at, c.messages, c.responsible,
-               a.id AS activity_id, a.created_at AS activity_created_at, a.completed_at
+               a.id AS activity_id, a.created_at AS activity_created_at, a.completed_at,
+               a.follow_up_at, a.follow_up_note
         FROM chats c JOIN activities a ON a.chat_id = c.id JOIN chat_keys k ON k.key = c.chat_key
         WHERE c.deal_id = ?
         ORDER BY c.opened_at, c.chat_key
@@ -67,27 +87,56 @@ def deal_assignments(store: Store, deal_id: int) -> list[dict]:
     )
 
 
-def queue(store: Store, status: str | None = None, limit: int | None = None, agent: str | None = None) -> list[dict]:
-    """The queue's rows (the `queue` view: R9's order), filtered."""
-    sql = "SELECT * FROM queue"
-    where, params = _queue_filter(status=status, agent=agent)
-    if where:
-        sql += " WHERE " + where
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return store.rows(sql, params)
+def deal_reminders(store: Store, deal_id: int) -> list[dict]:
+    return store.rows(
+        """
+        SELECT r.chat_key, r.at, r.session, nullif(r.due_at, '') AS due_at, r.note
+        FROM chat_keys k JOIN reminders r ON r.chat_key = k.key
+        WHERE k.deal_id = ?
+        ORDER BY r.at, r.due_at, r.note
+        """,
+        [deal_id],
+    )
 
 
-def queue_counts(store: Store, agent: str | None = None) -> dict[str, int]:
-    """How many deals have each status (of `agent`'s, when given)."""
+def queue(store: Store, now_epoch: int, status: str | None = None, limit: int | None = None,
+          agent: str | None = None) -> list[dict]:
+    """The queue's rows at `now_epoch` in R9's order, filtered: each status read in turn
+    from its own index range (rules/statuses.py, `branches`), as the `queue` view orders
+    them at SQLite's clock."""
+    rows: list[dict] = []
+    for name, (condition, order) in statuses.branches(":now", "d").items():
+        if status is not None and name != status:
+            continue
+        if limit is not None and len(rows) >= limit:
+            break
+        sql = f"SELECT {_deal_columns(repr(name))} WHERE {condition}"
+        params: dict = {"now": now_epoch}
+        if agent is not None:
+            sql += " AND d.responsible = :agent"
+            params["agent"] = agent
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit - len(rows)
+        rows += store.rows(sql, params)
+    return rows
+
+
+def queue_counts(store: Store, now_epoch: int, agent: str | None = None) -> dict[str, int]:
+    """How many deals have each status at `now_epoch` (of `agent`'s, when given): the
+    stored ranks, less the deals of each that are due by now."""
     counts = dict.fromkeys(STATUSES, 0)
-    sql = "SELECT status_rank, count(*) FROM deals"
     where, params = _queue_filter(agent=agent)
-    if where:
-        sql += " WHERE " + where
+    sql = "SELECT status_rank, count(*) FROM deals" + (f" WHERE {where}" if where else "")
     for rank, count in store.conn.execute(sql + " GROUP BY status_rank", params):
         counts[STATUSES[rank]] = count
+    # (`+status_rank`: grouped from the due deals' range of deals_due, not by a scan of
+    # every deal in deals_queue's order)
+    due_sql = "SELECT status_rank, count(*) FROM deals WHERE due_key <= ?" + (f" AND {where}" if where else "")
+    for rank, count in store.conn.execute(due_sql + " GROUP BY +status_rank", [now_epoch, *params]):
+        counts[STATUSES[rank]] -= count
+        counts[statuses.DUE] += count
     return counts
 
 

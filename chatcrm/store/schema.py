@@ -1,10 +1,11 @@
 """The database schema, created and migrated in this one place (sqlite-utils migrations).
 
-Facts: `messages`, `chat_events` (closes and completions), `assignments` and `chat_keys`
+Facts: `messages`, `chat_events` (closes and completions), `assignments`, `reminders`
+(follow-ups, since m007) and `chat_keys`
 (which deal a chat key belongs to, and what its events said of the client). Derived,
 recomputed from the facts on every write and checked by `chatcrm check`: `chats`,
 `activities`, `contacts`, and the state columns of `deals`. The `queue` view is the order
-of R9.
+of R9 (since m007 at SQLite's current time: see `_queue_view_m007`).
 
 Migrations only add: each one is kept as it shipped, and `open_store` re-derives every
 state from the facts after applying any, in the same transaction. A new migration's name
@@ -341,8 +342,74 @@ def m006_stored_waits(db) -> None:
         db.execute(statement)
 
 
+# The queue since m007: statuses that depend on the time (due, pending), at the reader's
+# current time. A view has no parameters, so this one reads SQLite's clock — the one
+# place that does: `chatcrm list` passes its own now instead (rules/statuses.py builds both).
+_SQLITE_NOW = "CAST(strftime('%s', 'now') AS INTEGER)"
+
+
+def _queue_view_m007() -> str:
+    from chatcrm.rules import statuses
+
+    return f"""
+CREATE VIEW queue AS
+SELECT
+    d.id AS deal_id,
+    d.key AS deal_key,
+    d.title AS title,
+    c.name AS contact,
+    c.channel AS channel,
+    {statuses.status_sql(_SQLITE_NOW, 'd')} AS status,
+    d.waiting_since AS waiting_since,
+    d.follow_up_at AS due_at,
+    d.open_chats AS open_chats,
+    d.active_activities AS active_activities,
+    d.last_message_at AS last_message_at,
+    m.text AS last_message,
+    m.direction AS last_message_direction,
+    d.responsible AS responsible,
+    d.oldest_active_at AS oldest_active_at,
+    d.last_event_at AS last_event_at,
+    d.created_at AS created_at
+FROM deals d
+LEFT JOIN contacts c ON c.id = d.contact_id
+LEFT JOIN messages m ON m.id = d.last_message_id
+ORDER BY {statuses.queue_order_sql(_SQLITE_NOW, 'd')}
+"""
+
+
 @migrations()
-def m007_change_log(db) -> None:
+def m007_follow_ups(db) -> None:
+    """Follow-ups (R11): reminders are facts; activities derive their follow-up, deals
+    their earliest one (`follow_up_at`) and the moment they turn due (`due_key`, indexed)."""
+    for statement in (
+        """
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            chat_key TEXT NOT NULL REFERENCES chat_keys(key),
+            at TEXT NOT NULL,
+            session TEXT NOT NULL DEFAULT '',
+            due_at TEXT NOT NULL DEFAULT '',
+            note TEXT NOT NULL DEFAULT '',
+            UNIQUE (chat_key, at, session, due_at, note)
+        )
+        """,
+        "ALTER TABLE activities ADD COLUMN follow_up_at TEXT",
+        "ALTER TABLE activities ADD COLUMN follow_up_note TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE deals ADD COLUMN follow_up_at TEXT",
+        "ALTER TABLE deals ADD COLUMN due_key INTEGER",
+        # The due deals in their order; with their stored rank, so that counting them by
+        # rank reads the index alone.
+        "CREATE INDEX deals_due ON deals (due_key, id, status_rank) WHERE due_key IS NOT NULL",
+        "CREATE INDEX deals_responsible_due ON deals (responsible, due_key, id, status_rank) WHERE due_key IS NOT NULL",
+        "DROP VIEW queue",
+        _queue_view_m007(),
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m008_change_log(db) -> None:
     """The change log: every write (an import or a command) is a change, linked to each
     fact it brought, so that `chatcrm undo` can take it back. The facts stored before
     this migration belong to one change "before the change log" (id 1, no time)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from chatcrm.rules import statuses
 from chatcrm.store.connection import Store
 
 # Where a snippet's match starts and ends: private-use characters, which the renderer
@@ -51,11 +52,11 @@ def index_messages_after(conn: sqlite3.Connection, last_indexed: int) -> None:
         conn.execute(statement)
 
 
-_MESSAGE_HITS = f"""
+_MESSAGE_HITS = """
 SELECT 'message' AS kind, m.id AS message_id, m.sent_at AS at, m.direction, m.author, m.text,
-       snippet(messages_fts, -1, '{MATCH_START}', '{MATCH_END}', '…', {SNIPPET_TOKENS}) AS snippet,
+       snippet(messages_fts, -1, '{match_start}', '{match_end}', '…', {snippet_tokens}) AS snippet,
        messages_fts.rank AS rank, m.chat_key, k.channel,
-       d.id AS deal_id, d.key AS deal_key, d.title, d.status, d.responsible
+       d.id AS deal_id, d.key AS deal_key, d.title, {status} AS status, d.responsible
 FROM messages_fts
 JOIN messages m ON m.id = messages_fts.rowid
 JOIN chat_keys k ON k.key = m.chat_key
@@ -63,12 +64,12 @@ JOIN deals d ON d.id = k.deal_id
 WHERE messages_fts MATCH ?
 """
 
-_DEAL_HITS = f"""
+_DEAL_HITS = """
 SELECT 'deal' AS kind, NULL AS message_id, d.created_at AS at, NULL AS direction, c.name AS author,
        d.title AS text,
-       snippet(deals_fts, -1, '{MATCH_START}', '{MATCH_END}', '…', {SNIPPET_TOKENS}) AS snippet,
+       snippet(deals_fts, -1, '{match_start}', '{match_end}', '…', {snippet_tokens}) AS snippet,
        deals_fts.rank AS rank, NULL AS chat_key, c.channel,
-       d.id AS deal_id, d.key AS deal_key, d.title, d.status, d.responsible
+       d.id AS deal_id, d.key AS deal_key, d.title, {status} AS status, d.responsible
 FROM deals_fts
 JOIN deals d ON d.id = deals_fts.rowid
 LEFT JOIN contacts c ON c.id = d.contact_id
@@ -91,20 +92,27 @@ def search(
     status: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    now_epoch: int | None = None,
 ) -> list[dict]:
     """The messages and deals that match the FTS5 `query`, newest first (`sort="time"`)
     or best first (`sort="rank"`, FTS5's bm25), at most `limit`, filtered. A deal matches
-    by its title or contact; its time is when it was created. Raises MalformedQuery."""
+    by its title or contact; its time is when it was created. Each deal's status is the one
+    at `now_epoch` (rules/statuses.py: due and pending depend on it). Raises MalformedQuery."""
+    # The moment is a whole number of our own, written into the SQL: the statement's
+    # parameters stay in the order of its clauses.
+    deal_status = (statuses.status_sql(str(int(now_epoch)), "d") if now_epoch is not None else "d.status")
+    shown = {"match_start": MATCH_START, "match_end": MATCH_END, "snippet_tokens": SNIPPET_TOKENS,
+             "status": deal_status}
     hits: list[dict] = []
     for base, alias_author, alias_channel, alias_at in ((_MESSAGE_HITS, "m.author", "k.channel", "m.sent_at"),
                                                         (_DEAL_HITS, "c.name", "c.channel", "d.created_at")):
-        sql, params = base, [query]
+        sql, params = base.format(**shown), [query]
         for clause, value in (
             ("d.id = ?", deal_id),
             (f"{alias_channel} = ?", channel),
             ("d.responsible = ?", agent),
             (f"{alias_author} = ? COLLATE NOCASE", author),
-            ("d.status = ?", status),
+            (f"{deal_status} = ?", status),
             (f"{alias_at} >= ?", since),
             (f"{alias_at} < ?", until),
         ):

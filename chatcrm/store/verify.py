@@ -16,17 +16,18 @@ from chatcrm.store import changes, projection, search
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
-FACT_TABLES = ("messages", "chat_events", "assignments")
+FACT_TABLES = ("messages", "chat_events", "assignments", "reminders")
 COUNTED_TABLES = ("deals", "chats", "activities", *FACT_TABLES)
 
 # The derived states `check` compares, each row named by its first column(s).
 _DERIVED_STATES = {
     "deal": "SELECT d.key, d.title, c.name AS contact, d.created_at, d.status, d.queue_key, d.waiting_since, "
     "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
-    "d.last_event_at, d.responsible FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
+    "d.last_event_at, d.responsible, d.status_rank, d.follow_up_at, d.due_key FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
     "chat": "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
     "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
-    "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at "
+    "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at, "
+    "a.follow_up_at AS activity_follow_up_at, a.follow_up_note AS activity_follow_up_note "
     "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id",
     "wait": "SELECT c.chat_key, c.opened_at, w.started_at, w.ended_at, w.answered_by "
     "FROM waits w JOIN chats c ON c.id = w.chat_id",
@@ -76,7 +77,7 @@ def _derived_differences(store: Store, most: int) -> list[str]:
                 f"UPDATE deals SET status = '{GREY}', status_rank = {RANK[GREY]}, queue_key = 0, waiting_since = NULL, "
                 "oldest_active_at = NULL, open_chats = 0, active_activities = 0, last_message_id = NULL, "
                 "last_message_at = NULL, last_event_at = NULL, title = '', contact_id = NULL, created_at = NULL, "
-                "responsible = NULL"
+                "responsible = NULL, follow_up_at = NULL, due_key = NULL"
             )
             projection.refresh_all(store)
             for kind, sql in _DERIVED_STATES.items():
