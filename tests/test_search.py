@@ -229,3 +229,13 @@ def test_search_bad_input_is_one_line_and_the_documented_code(cli_day):
         assert result.code == code, args
         assert result.err.count("\n") == 1 and result.err.startswith("Error: ") and words in result.err, result.err
         assert "Traceback" not in result.err and result.out == ""
+
+
+def test_a_large_import_indexes_its_new_deals_at_its_end_and_keeps_the_trigger(store):
+    ingest(store, [msg(f"wa:{n}", t(n), text="hola", id=f"m{n}", contact=f"Cliente Número{n}") for n in range(9)])
+    assert sorted(d for k, d, _ in found(store, "numero4 OR numero7") if k == "deal") == [5, 8]
+    triggers = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert "deals_search_insert" in triggers
+    ingest(store, [msg("wa:new", t(30), text="hola", id="x", contact="Otra Persona")])  # through the trigger
+    assert [d for k, d, _ in found(store, "persona") if k == "deal"] == [10]
+    assert verify.check(store) == []
