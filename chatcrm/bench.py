@@ -82,10 +82,19 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 
 # The tables an import writes, in the order it writes them.
 STORED_TABLES = (
-    "messages", "chat_events", "assignments", "reminders", "chat_keys", "chats", "activities", "waits", "contacts",
-    "deals",
-    "live_chats", "outbox", "delivery_statuses",
+    "changes", "change_files", "messages", "chat_events", "assignments", "reminders", "change_facts", "chat_keys",
+    "change_keys", "chats", "activities", "waits", "contacts", "deals", "live_chats", "outbox", "delivery_statuses",
 )
+
+
+def row_order(conn, table: str) -> str:
+    """How a table's rows are read back in the order they are stored: by rowid, or by
+    the primary key of a WITHOUT ROWID table."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()[0]
+    if not sql.rstrip().upper().endswith("WITHOUT ROWID"):
+        return "rowid"
+    columns = sorted((row for row in conn.execute(f"PRAGMA table_info({table})") if row[5]), key=lambda row: row[5])
+    return ", ".join(row[1] for row in columns)
 # ... and the search indexes (FTS5 tables, with their shadow tables), which it derives.
 SEARCH_TABLES = ("messages_fts", "deals_fts")
 
@@ -118,7 +127,7 @@ def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
             names = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
             columns = ", ".join(names)
             insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})"
-            cursor = source.execute(f"SELECT {columns} FROM {table} ORDER BY rowid")
+            cursor = source.execute(f"SELECT {columns} FROM {table} ORDER BY {row_order(source, table)}")
             while rows := cursor.fetchmany(FLUSH_EVERY):
                 timed_step(lambda: conn.executemany(insert, rows))
             if table == "messages":

@@ -328,6 +328,9 @@ def ingest(
         _stdin("ingest -")
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
+    now = _clock()
+    identified = [service.ImportedFile(importers.source_name(path), _sha256(path)) for path in files]
+    input_of: list[int] = []  # for each source read, the input it came from
     if dry_run and not _db_path(db).exists():
         import tempfile
 
@@ -339,12 +342,16 @@ def ingest(
         store = _store(db, create=True)
 
     def sources():
-        for path in files:
+        for index, path in enumerate(files):
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
-                yield from importers.read_sources(path, fmt, options, progress)
+                for source in importers.read_sources(path, fmt, options, progress):
+                    input_of.append(index)
+                    yield source
 
     try:
-        report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid, dry_run=dry_run)
+        report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
+                                dry_run=dry_run, now=now, files=identified, input_of=input_of,
+                                tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
     except Exception:
         if not dry_run and new:
             from chatcrm.store.connection import discard_if_empty
@@ -353,7 +360,26 @@ def ingest(
         raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
+    for reimport in report.reimports:
+        typer.echo(render.reimport_line(reimport), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
+
+
+def _sha256(path: str) -> str | None:
+    """The SHA-256 of a file's (or a ZIP's) bytes, which identify it in the change log;
+    None for stdin (read once), a folder, and what cannot be read (the import says why)."""
+    import hashlib
+
+    if path == "-" or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 Deals = Annotated[
@@ -909,6 +935,43 @@ def export(
             count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
     where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
+
+
+@app.command(epilog=_examples('chatcrm changes', 'chatcrm changes --limit 5', 'chatcrm changes -f json'))
+def changes(
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", help="Show the N latest changes.")] = None,
+    fmt: Format = None,
+    tz: TzShow = None,
+    db: Db = None,
+) -> None:
+    """Show the change log, newest first.
+
+    Every import and command that wrote is a change: its number, time, what it was (the command and its arguments; for an import
+    each file with its SHA-256, format and options), what it added, and whether it was
+    undone. `chatcrm undo CHANGE` takes one back.
+    """
+    from chatcrm import render, service
+
+    fmt = render.check_format(fmt)
+    display = _display_zone(tz)
+    rows = service.change_log(_store(db, read_only=True), limit)
+    sys.stdout.write(render.changes_output(rows, fmt, display))
+
+
+@app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
+def undo(
+    change: Annotated[str, typer.Argument(metavar="CHANGE", help="The change's number, as `chatcrm changes` shows it.")],
+    db: Db = None,
+) -> None:
+    """Take a change back.
+
+    An import, a reply, a close, a completion or an assignment. Removes exactly the facts only that change brought (a message another import also
+    brought stays), gives back the directions it changed, and every state follows: deals
+    and chats left with nothing disappear. The undo is recorded as a change too.
+    """
+    from chatcrm import render, service
+
+    typer.echo(render.undo_line(service.undo(_store(db), change, now=_clock())))
 
 
 @app.command("config", epilog=_examples('chatcrm config', 'chatcrm config -f json', 'chatcrm config -f csv'))

@@ -40,6 +40,21 @@ LIST_FIELDS = (
     "last_event_at",
     "created_at",
 )
+CHANGE_FIELDS = (
+    "change_id",
+    "at",
+    "command",
+    "arguments",
+    "files",
+    "messages_added",
+    "events_added",
+    "present",
+    "directions_changed",
+    "removed",
+    "facts",
+    "undoes",
+    "undone_by",
+)
 TIMELINE_FIELDS = (
     "at",
     "kind",
@@ -301,6 +316,33 @@ def ingest_summary(report, dry_run: bool) -> str:
         f"{what} {report.messages_added} message(s) and {report.events_added} other event(s); "
         f"{report.present} already present{changed}; {len(report.invalid)} invalid — {names}"
     )
+
+
+def reimport_line(reimport) -> str:
+    """An import of a file imported before with other employees (service.Reimport)."""
+    def names(agents) -> str:
+        return " ".join(f"--agent {safe(a, single_line=True)}" for a in agents) or "no --agent"
+
+    return (
+        f"note: {safe(reimport.name, single_line=True)} was imported by change {reimport.change_id} with "
+        f"{names(reimport.before)}; now with {names(reimport.now)}: the messages whose author's role "
+        "changed change direction"
+    )
+
+
+def undo_line(outcome) -> str:
+    """What `undo` did (service.UndoOutcome), in one sentence."""
+    o = outcome
+    if not o.changed:
+        return f"change {o.change_id} ({o.command}) was already undone by change {o.undone_by}; nothing to do"
+    parts = [f"removed {o.messages_removed} message(s) and {o.events_removed} other event(s)"]
+    if o.kept:
+        parts.append(f"{o.kept} fact(s) that another change also brought stay")
+    if o.directions_restored:
+        parts.append(f"{o.directions_restored} message(s) got their direction back")
+    if o.deals_removed:
+        parts.append(f"{o.deals_removed} deal(s) with nothing left are gone")
+    return f"undid change {o.change_id} ({o.command}): {'; '.join(parts)}; recorded as change {o.undo_id}"
 
 
 def skipped_line(invalid) -> str:
@@ -653,3 +695,70 @@ def progress_bar(label: str, total: int | None) -> Iterator:
     ) as progress:
         task = progress.add_task(label, total=total)
         yield lambda done: progress.update(task, completed=done)
+
+
+# ------------------------------------------------------------------ changes
+
+
+def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None) -> str:
+    """The change log as a table, or as records (`arguments` and `files` as JSON text in CSV)."""
+    if fmt in MACHINE_FORMATS:
+        if fmt == "csv":
+            rows = [{**row, "arguments": json.dumps(row["arguments"], ensure_ascii=False),
+                     "files": json.dumps(row["files"], ensure_ascii=False)} for row in rows]
+        return records(rows, CHANGE_FIELDS, fmt)
+    table_rows = []
+    for row in rows:
+        if row["undone_by"] is not None:
+            state = f"undone by {row['undone_by']}"
+        else:
+            state = ""
+        table_rows.append([
+            row["change_id"],
+            times.display(row["at"], tz) if row["at"] else "",
+            row["command"],
+            safe(change_summary(row), single_line=True, width=60),
+            _added(row),
+            state,
+        ])
+    if not table_rows:
+        return ""
+    return table(table_rows, ["ID", "AT", "COMMAND", "WHAT", "ADDED", "UNDONE"], DEFAULT_TABLE)
+
+
+def change_summary(row: dict) -> str:
+    """What a change was, in a few words, from its command and arguments."""
+    args, command = row["arguments"], row["command"]
+    if command == "ingest":
+        files = [f"{f['name']} ({f['format']})" for f in row["files"]] or list(args.get("files", []))
+        options = []
+        if args.get("tz") not in (None, "UTC"):
+            options.append(f"--tz {args['tz']}")
+        options += [f"--agent {a}" for a in args.get("agents") or ()]
+        if args.get("chat"):
+            options.append(f"--chat {args['chat']}")
+        return " ".join([", ".join(files), *options])
+    if command == "reply":
+        return f"deal {args.get('deal')}, chat {args.get('chat')}: {args.get('text', '')}"
+    if command == "close":
+        extra = " --complete" if args.get("complete") else ""
+        if "idle" in args:
+            chats = ", ".join(map(str, args.get("chats") or ()))
+            return f"--idle {times.duration(args['idle'])}{extra}: chats {chats}"
+        return f"deal {args.get('deal')}, chat {args.get('chat')}{extra}"
+    if command == "complete":
+        return f"deal {args.get('deal')}, activity {args.get('activity')}"
+    if command == "assign":
+        return f"deal {args.get('deal')}, chat {args.get('chat')} to {args.get('agent')}"
+    if command == "undo":
+        return f"change {args.get('change')}"
+    if command == "before_change_log":
+        return "the facts stored before the change log"
+    return json.dumps(args, ensure_ascii=False)
+
+
+def _added(row: dict) -> str:
+    if row["command"] == "undo":
+        return f"-{row['removed']}"
+    added = row["messages_added"] + row["events_added"]
+    return f"+{added}" + (f" ({row['present']} present)" if row["present"] else "")

@@ -62,6 +62,19 @@ class Outcome:
 
 
 @dataclass
+class Reimport:
+    """A file imported before (the same bytes) by a change that is not undone, and how
+    this import's options differ from that one's."""
+
+    name: str
+    change_id: int
+    at: str | None
+    option: str  # agents, tz or chat
+    before: object
+    now: object
+
+
+@dataclass
 class IngestReport:
     messages_added: int = 0
     events_added: int = 0
@@ -72,6 +85,17 @@ class IngestReport:
     skipped: int = 0  # live channels' updates chatcrm does not use
     invalid: list[Invalid] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
+    change_id: int | None = None  # the change it was recorded as (none for a dry run)
+    reimports: list[Reimport] = field(default_factory=list)  # other employees named than before
+
+
+@dataclass
+class ImportedFile:
+    """An input an import reads, as the change log records it: its name and the SHA-256
+    of its bytes (None for stdin, which cannot be read twice, and for a folder)."""
+
+    name: str
+    sha256: str | None = None
 
 
 class _DryRun(Exception):
@@ -84,21 +108,48 @@ def ingest(
     *,
     skip_invalid: bool = False,
     dry_run: bool = False,
+    now: str | None = None,
+    files: list[ImportedFile] | None = None,
+    input_of: list[int] | None = None,
+    tz: str | None = None,
+    agents: Iterable[str] = (),
+    chat: str | None = None,
 ) -> IngestReport:
-    """Import events from several sources in one transaction (all or nothing).
+    """Import events from several sources in one transaction (all or nothing), recorded
+    as one change at `now` (a dry run records nothing).
 
-    `batches` yields (source name, format, events). An invalid record refuses the whole
-    import unless `skip_invalid`, in which case it is reported and left out.
+    `batches` yields (source name, format, events). `files` are the inputs named (a file,
+    a ZIP or a folder: one or several batches each) with their SHA-256; batch i was read
+    from `files[input_of[i]]` (a list the caller fills as it yields batches), or from
+    `files[i]` without `input_of`. `tz`, `agents`, `chat` are the options they were read
+    with (the change log keeps them all). An invalid record refuses the whole import unless
+    `skip_invalid`, in which case it is reported and left out. A file imported before by
+    a change that is not undone, read now with another `tz` or `chat`, is refused when it
+    would add anything (a shifted copy): that change must be undone first. With other
+    `agents`, the import proceeds and says so (`reimports`): the messages whose role
+    changed change direction.
     """
     from chatcrm.events import DeliveryStatus, Invalid, Skipped
+    from chatcrm.store import changes
     from chatcrm.store.batch import ImportBatch
 
     report = IngestReport()
+    agents = list(agents)
+    files = files or []
     try:
         with store.write():
-            batch = ImportBatch(store)
-            for source, fmt, events in batches:
+            change_id = changes.begin(store, now, "ingest", {
+                "files": [f.name for f in files], "tz": tz, "agents": agents, "chat": chat,
+                "skip_invalid": skip_invalid,
+            })
+            batch = ImportBatch(store, change_id=change_id)
+            for position, (source, fmt, events) in enumerate(batches):
                 report.formats[source] = fmt
+                index = input_of[position] if input_of is not None else position
+                known = files[index] if index < len(files) else ImportedFile(source)
+                changes.add_file(store, change_id, position, source, known.name, known.sha256, fmt, tz, agents, chat)
+                shifted = _earlier_import(store, report, known, change_id, tz, agents, chat)
+                added_before = batch.settle() if shifted else 0
                 batch.start_file()
                 for event in events:
                     if isinstance(event, Invalid):
@@ -114,6 +165,8 @@ def ingest(
                         batch.add(event)
                     except InvalidInput as error:
                         _invalid(report, error.record, skip_invalid)
+                if shifted and batch.settle() > added_before:
+                    raise _shifted_copy(source, shifted)
             batch.finish()
             report.messages_added = batch.messages_added
             report.events_added = batch.events_added
@@ -121,11 +174,62 @@ def ingest(
             report.directions_changed = batch.directions_changed
             report.edited = batch.edited
             report.statuses_added = batch.statuses_added
+            changes.set_counts(store, change_id, messages_added=batch.messages_added, events_added=batch.events_added,
+                               present=batch.present, directions_changed=batch.directions_changed)
+            report.change_id = change_id
             if dry_run:
+                report.change_id = None
                 raise _DryRun
     except _DryRun:
         pass
     return report
+
+
+def _earlier_import(store: Store, report: IngestReport, file: ImportedFile, change_id: int, tz: str | None,
+                    agents: list[str], chat: str | None) -> list[Reimport]:
+    """The same bytes imported before by live changes: other employees are reported
+    (the import goes on); those read with another zone or chat key are returned, to be
+    refused if the file adds anything."""
+    if file.sha256 is None:
+        return []
+    import json
+
+    from chatcrm.store import changes
+
+    shifted: list[Reimport] = []
+    reported = any(r.name == file.name for r in report.reimports)  # an input of several chats: once
+    seen: set[int] = set()
+    for earlier in changes.earlier_imports(store, file.sha256, change_id):
+        if earlier["change_id"] in seen:
+            continue
+        seen.add(earlier["change_id"])
+        for option, before, now in (("tz", earlier["tz"], tz), ("chat", earlier["chat"], chat)):
+            if before != now:
+                shifted.append(Reimport(file.name, earlier["change_id"], earlier["at"], option, before, now))
+                break
+        else:
+            before_agents = json.loads(earlier["agents"])
+            if not reported and sorted(map(str.casefold, before_agents)) != sorted(map(str.casefold, agents)):
+                reported = True
+                report.reimports.append(
+                    Reimport(file.name, earlier["change_id"], earlier["at"], "agents", before_agents, agents)
+                )
+    return shifted
+
+
+def _shifted_copy(source: str, earlier: list[Reimport]) -> InvalidInput:
+    first = earlier[0]
+    option = f"--{first.option}"
+    before = first.before if first.before is not None else "(none)"
+    now = first.now if first.now is not None else "(none)"
+    ids = [e.change_id for e in earlier]
+    which = f"change {ids[0]}" if len(ids) == 1 else "changes " + ", ".join(map(str, ids))
+    undo = ", ".join(f"chatcrm undo {i}" for i in ids)
+    return InvalidInput(
+        f"{source}: these bytes were imported by {which} with {option} {before}; with {option} {now} they "
+        f"would add a shifted copy. Undo {'it' if len(ids) == 1 else 'them'} first ({undo}), "
+        "then import the file again"
+    )
 
 
 def _invalid(report: IngestReport, invalid: Invalid, skip: bool) -> None:
@@ -202,13 +306,20 @@ def _waiting_refusal(chat: dict, what: str) -> Refused:
     )
 
 
-def _record(store: Store, events: list[Event], count_stored_duplicates: bool = False) -> None:
+def _record(store: Store, events: list[Event], command: str, arguments: dict, now: str,
+            count_stored_duplicates: bool = False) -> int:
+    """Record a command's facts as one change; returns its id."""
+    from chatcrm.store import changes
     from chatcrm.store.batch import ImportBatch
 
-    batch = ImportBatch(store, count_stored_duplicates)
+    change_id = changes.begin(store, now, command, arguments)
+    batch = ImportBatch(store, count_stored_duplicates, change_id=change_id)
     for event in events:
         batch.add(event)
     batch.finish()
+    changes.set_counts(store, change_id, messages_added=batch.messages_added, events_added=batch.events_added,
+                       present=batch.present)
+    return change_id
 
 
 def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: str, chat: str | None = None,
@@ -235,7 +346,8 @@ def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: st
             raise Refused(f"chat {target['chat_id']} of deal {deal['deal_id']} is closed; a reply needs an open chat")
         _not_before(now, target, "reply")
         event = Event("message", target["chat_key"], now, direction="agent", author=author, text=text, source="reply")
-        _record(store, [event], count_stored_duplicates=True)
+        _record(store, [event], "reply", {"deal": deal["deal_id"], "chat": target["chat_id"], "text": text,
+                                          "author": author}, now, count_stored_duplicates=True)
         queued = None
         live = outbox_store.live_chat(store, target["chat_key"])
         if live is not None:
@@ -267,7 +379,8 @@ def close(
         if not events:
             return Outcome("closed", deal["deal_id"], now, changed=False, reason="already_closed",
                            completed=complete, **ids)
-        _record(store, events)
+        _record(store, events, "close", {"deal": deal["deal_id"], "chat": target["chat_id"], "force": force,
+                                         "complete": complete}, now)
     return Outcome("closed", deal["deal_id"], now, completed=complete, **ids)
 
 
@@ -300,7 +413,8 @@ def complete(
         _not_before(now, target, "complete")
         if _client_waits(target) and not force:
             raise _waiting_refusal(target, "complete")
-        _record(store, [Event("complete", target["chat_key"], now, session=target["opened_at"], source="complete")])
+        _record(store, [Event("complete", target["chat_key"], now, session=target["opened_at"], source="complete")],
+                "complete", {"deal": deal["deal_id"], "activity": target["activity_id"], "force": force}, now)
     return Outcome("completed", deal["deal_id"], now, chat_id=target["chat_id"], chat_key=target["chat_key"],
                    activity_id=target["activity_id"], closed=target["closed_at"] is None)
 
@@ -323,8 +437,89 @@ def assign(store: Store, deal_ref: str, agent: str, *, now: str, chat: str | Non
             return Outcome("assigned", deal["deal_id"], now, changed=False, reason="already_assigned", **ids)
         _not_before(now, target, "assign")
         event = Event("assign", target["chat_key"], now, session=target["opened_at"], agent=agent, source="assign")
-        _record(store, [event])
+        _record(store, [event], "assign", {"deal": deal["deal_id"], "chat": target["chat_id"], "agent": agent}, now)
     return Outcome("assigned", deal["deal_id"], now, **ids)
+
+
+# ------------------------------------------------------------------ the change log
+
+
+@dataclass
+class UndoOutcome:
+    """What `undo` did: the change it took back (and as which change that is recorded),
+    or (`changed` False) that it was undone already, by `undone_by`."""
+
+    change_id: int
+    command: str
+    changed: bool = True
+    undo_id: int | None = None
+    undone_by: int | None = None
+    messages_removed: int = 0
+    events_removed: int = 0
+    kept: int = 0
+    directions_restored: int = 0
+    deals_removed: int = 0
+
+
+def undo(store: Store, change_ref: str, *, now: str) -> UndoOutcome:
+    """Take a change back: remove the facts only it brought (a fact another change that
+    is not undone also brought stays), give back the directions it changed, and let every
+    state follow. Recorded as a change itself. An undo is not undone (refused): import
+    the file again or repeat the command instead."""
+    try:
+        change_id = int(str(change_ref).strip())
+    except ValueError:
+        raise UsageError(f"a change is named by its number (`chatcrm changes` lists them), not {change_ref!r}")
+    if not 0 < change_id < 1 << 63:
+        raise NotFound(f"no change {change_ref!r} (`chatcrm changes` lists them)")
+    from chatcrm.store import changes
+
+    with store.write():
+        change = changes.find(store, change_id)
+        if change is None:
+            raise NotFound(f"no change {change_id} (`chatcrm changes` lists them)")
+        if change["command"] == "undo":
+            raise Refused(
+                f"change {change_id} is an undo (of change {change['undoes']}); an undo is not undone: "
+                "import the file again or repeat the command to bring its facts back"
+            )
+        if change["undone_by"] is not None:
+            return UndoOutcome(change_id, change["command"], changed=False, undone_by=change["undone_by"])
+        undo_id = changes.begin(store, now, "undo", {"change": change_id})
+        store.conn.execute("UPDATE changes SET undoes = ? WHERE id = ?", [change_id, undo_id])
+        done = changes.undo(store, change_id, undo_id)
+        changes.set_counts(store, undo_id, removed=done.removed)
+    return UndoOutcome(change_id, change["command"], undo_id=undo_id, messages_removed=done.messages_removed,
+                       events_removed=done.events_removed, kept=done.kept,
+                       directions_restored=done.directions_restored, deals_removed=done.deals_removed)
+
+
+def change_log(store: Store, limit: int | None = None) -> list[dict]:
+    """The changes, newest first (README "chatcrm changes": the fields)."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    if limit is not None and limit >= 1 << 62:
+        limit = None
+    from chatcrm.store import changes
+
+    rows = []
+    for row in changes.listing(store, limit):
+        rows.append({
+            "change_id": row["id"],
+            "at": row["at"],
+            "command": row["command"],
+            "arguments": row["arguments"],
+            "files": row["files"],
+            "messages_added": row["messages_added"],
+            "events_added": row["events_added"],
+            "present": row["present"],
+            "directions_changed": row["directions_changed"],
+            "removed": row["removed"],
+            "facts": row["facts"],
+            "undoes": row["undoes"],
+            "undone_by": row["undone_by"],
+        })
+    return rows
 
 
 def _pick_activity(deal: dict, chats: list[dict], activity: str | None, what: str) -> dict:
@@ -369,7 +564,9 @@ def remind(
                            note=note, **ids)
         _not_before(now, target, "set a follow-up")
         _record(store, [Event("remind", target["chat_key"], now, session=target["opened_at"], due_at=due_at,
-                              note=note if due_at else "", source="remind")])
+                              note=note if due_at else "", source="remind")],
+                "remind", {"deal": deal["deal_id"], "activity": target["activity_id"], "due_at": due_at, "note": note},
+                now)
         after = [c for c in queries.deal_chats(store, deal["deal_id"]) if c["activity_id"] == target["activity_id"]]
         if not after or after[0]["follow_up_at"] != due_at:
             # At one instant the greatest follow-up wins (rules/follow_ups.py): this one did not.
@@ -423,7 +620,8 @@ def close_idle(store: Store, *, idle_seconds: int, now: str, complete: bool = Fa
                 events.append(Event("close", c["chat_key"], now, source="close"))
                 if complete and c["completed_at"] is None:
                     events.append(Event("complete", c["chat_key"], now, session=c["opened_at"], source="close"))
-            _record(store, events)
+            _record(store, events, "close", {"idle": idle_seconds, "complete": complete,
+                                             "chats": [c["chat_id"] for c in chats]}, now)
     return IdleReport(closed, idle_seconds, complete, dry_run)
 
 

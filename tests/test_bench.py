@@ -24,7 +24,7 @@ def test_the_stored_rows_floor_writes_exactly_the_rows_the_import_stored(tmp_pat
         assert set(bench.STORED_TABLES) == tables - {"_sqlite_migrations"} - searched
         assert verify.counts(floor) == verify.counts(source) and verify.counts(source)["messages"] > 0
         for table in bench.STORED_TABLES:
-            rows = f"SELECT * FROM {table} ORDER BY rowid"
+            rows = f"SELECT * FROM {table} ORDER BY {bench.row_order(source.conn, table)}"
             assert floor.conn.execute(rows).fetchall() == source.conn.execute(rows).fetchall(), table
         assert verify.check(floor) == []
     finally:

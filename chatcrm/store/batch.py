@@ -20,6 +20,7 @@ from chatcrm.store import projection, search
 from chatcrm.store.connection import Store
 
 FLUSH_EVERY = 5000
+FACT_TABLES = ("messages", "chat_events", "assignments")
 _index_order = itemgetter(0, 1)  # a message row's place in the (chat key, uid) index
 
 
@@ -39,8 +40,11 @@ class ImportBatch:
     """Records events inside one write transaction (`add`), then binds new chat keys to
     deals and re-derives what they touch (`finish`)."""
 
-    def __init__(self, store: Store, count_stored_duplicates: bool = False):
+    def __init__(self, store: Store, count_stored_duplicates: bool = False, change_id: int | None = None):
         self.store = store
+        # The change (store/changes.py) this batch records: each fact it brings, new or
+        # already stored, is linked to it.
+        self.change_id = change_id
         self.keys: dict[str, _KeyInfo] = {}
         self.messages_added = 0
         self.events_added = 0
@@ -66,6 +70,11 @@ class ImportBatch:
         self._index_dropped = False
         self._search_after: int | None = None  # large import: messages after this id are indexed at the end
         self._any_keys = conn.execute("SELECT max(rowid) FROM chat_keys").fetchone()[0] is not None
+        # The facts this batch inserts get ids above these: they are linked in bulk at the end.
+        self._last_ids = {
+            table: conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0 for table in FACT_TABLES
+        } if change_id is not None else {}
+        self._no_links = change_id is not None and conn.execute("SELECT 1 FROM change_facts LIMIT 1").fetchone() is None
         conn.execute("PRAGMA defer_foreign_keys=ON")
 
     def start_file(self) -> None:
@@ -177,6 +186,15 @@ class ImportBatch:
             present = len(rows) - cursor.rowcount
             self.messages_added += cursor.rowcount
             self.present += present
+            if present and not self._index_dropped and self.change_id is not None:
+                # Stored already: linked to this change too, with the direction it says
+                # (undoing a change gives each message the direction of the latest
+                # change that is not undone).
+                conn.executemany(
+                    "INSERT OR REPLACE INTO change_facts (change_id, fact_table, fact_id, direction) "
+                    "SELECT ?, 'messages', id, ? FROM messages WHERE chat_key = ? AND uid = ?",
+                    ((self.change_id, r[2], r[0], r[1]) for r in rows),
+                )
             if present and not self._index_dropped:
                 # Messages stored already: the import may say their direction anew (the
                 # employees named differently); their identity does not depend on it.
@@ -190,7 +208,15 @@ class ImportBatch:
                 "INSERT OR IGNORE INTO chat_events (chat_key, kind, at, session) VALUES (?,?,?,?)", self._event_rows
             )
             self.events_added += cursor.rowcount
-            self.present += len(self._event_rows) - cursor.rowcount
+            present = len(self._event_rows) - cursor.rowcount
+            self.present += present
+            if present and self.change_id is not None:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                    "SELECT ?, 'chat_events', id FROM chat_events WHERE chat_key = ? AND kind = ? AND at = ? "
+                    "AND session = ?",
+                    ((self.change_id, *r) for r in self._event_rows),
+                )
             self._event_rows = []
         if self._assignment_rows:
             cursor = conn.executemany(
@@ -198,7 +224,15 @@ class ImportBatch:
                 self._assignment_rows,
             )
             self.events_added += cursor.rowcount
-            self.present += len(self._assignment_rows) - cursor.rowcount
+            present = len(self._assignment_rows) - cursor.rowcount
+            self.present += present
+            if present and self.change_id is not None:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                    "SELECT ?, 'assignments', id FROM assignments WHERE chat_key = ? AND at = ? AND session = ? "
+                    "AND agent = ?",
+                    ((self.change_id, *r) for r in self._assignment_rows),
+                )
             self._assignment_rows = []
         if self._reminder_rows:
             cursor = conn.executemany(
@@ -230,11 +264,39 @@ class ImportBatch:
         self.present += repeated
         conn.execute(MESSAGES_KEY_INDEX)
 
+    def settle(self) -> int:
+        """Write what is pending; returns how many facts the batch has added so far."""
+        self._flush()
+        return self.messages_added + self.events_added
+
+    def _link_new_facts(self) -> None:
+        """Link every fact this batch inserted to its change: they are the rows above the
+        ids that were the last before it (in id order, so each link lands at the end)."""
+        if self.change_id is None:
+            return
+        from chatcrm.store.schema import CHANGE_FACTS_INDEX
+
+        conn = self.store.conn
+        # The first links of a large import: the fact index is built once, at the end.
+        bulk = self._no_links and (conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) >= FLUSH_EVERY
+        if bulk:
+            conn.execute("DROP INDEX change_facts_fact")
+        for table, last in self._last_ids.items():
+            conn.execute(
+                "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id, direction) "
+                f"SELECT ?, '{table}', id, {'direction' if table == 'messages' else 'NULL'} FROM {table} "
+                "WHERE id > ? ORDER BY id",
+                [self.change_id, last],
+            )
+        if bulk:
+            conn.execute(CHANGE_FACTS_INDEX)
+
     def finish(self) -> None:
         """Bind new chat keys to deals, save what the events said, re-derive the states."""
         self._flush()
         # Before the chat keys are written: each looks up its messages in the index.
         self._build_index()
+        self._link_new_facts()
         large = self._search_after is not None
         if large:
             search.index_messages_after(self.store.conn, self._search_after)
@@ -268,6 +330,15 @@ class ImportBatch:
              i.title_at, i.first_at)
             for key, i in self.keys.items()
         ))
+        if self.change_id is not None:
+            # What this change's events said of each chat key: undoing a change names
+            # the chat keys again from the changes that remain (rules/naming.py).
+            conn.executemany(
+                "INSERT OR REPLACE INTO change_keys (change_id, chat_key, channel, channel_at, contact, "
+                "contact_at, title, title_at, first_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                ((self.change_id, key, i.channel, i.channel_at, i.contact, i.contact_at, i.title, i.title_at,
+                  i.first_at) for key, i in self.keys.items()),
+            )
         keys = sorted(self.keys)
         self.keys = {}
         unwritten_ids = {deal_id: deal_key for deal_key, deal_id in unwritten.items()}

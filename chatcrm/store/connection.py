@@ -31,6 +31,7 @@ SCHEMA = (
     "m006_stored_waits",
     "m007_follow_ups",
     "m008_live_channels",
+    "m009_change_log",
 )
 
 

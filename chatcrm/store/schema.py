@@ -71,6 +71,8 @@ ORDER BY d.status_rank, d.queue_key, d.id
 """
 
 MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
+# Which changes brought a fact (m005); a large first import builds it once at its end.
+CHANGE_FACTS_INDEX = "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)"
 
 
 @migrations()
@@ -455,3 +457,92 @@ def m008_live_channels(db) -> None:
         """,
     ):
         db.execute(statement)
+
+
+@migrations()
+def m009_change_log(db) -> None:
+    """The change log: every write (an import or a command) is a change, linked to each
+    fact it brought, so that `chatcrm undo` can take it back. The facts stored before
+    this migration belong to one change "before the change log" (id 1, no time)."""
+    conn = db.conn
+    for statement in (
+        """
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            at TEXT,
+            command TEXT NOT NULL,
+            arguments TEXT NOT NULL DEFAULT '{}',
+            messages_added INTEGER NOT NULL DEFAULT 0,
+            events_added INTEGER NOT NULL DEFAULT 0,
+            present INTEGER NOT NULL DEFAULT 0,
+            directions_changed INTEGER NOT NULL DEFAULT 0,
+            removed INTEGER NOT NULL DEFAULT 0,
+            undoes INTEGER REFERENCES changes(id),
+            undone_by INTEGER REFERENCES changes(id)
+        )
+        """,
+        """
+        CREATE TABLE change_files (
+            change_id INTEGER NOT NULL REFERENCES changes(id),
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            input TEXT NOT NULL,
+            sha256 TEXT,
+            format TEXT,
+            tz TEXT,
+            agents TEXT NOT NULL DEFAULT '[]',
+            chat TEXT,
+            PRIMARY KEY (change_id, position)
+        )
+        """,
+        "CREATE INDEX changes_undone_by ON changes (undone_by)",
+        "CREATE INDEX changes_undoes ON changes (undoes)",
+        "CREATE INDEX change_files_sha256 ON change_files (sha256)",
+        """
+        CREATE TABLE change_facts (
+            change_id INTEGER NOT NULL REFERENCES changes(id),
+            fact_table TEXT NOT NULL CHECK (fact_table IN ('messages', 'chat_events', 'assignments')),
+            fact_id INTEGER NOT NULL,
+            direction TEXT,
+            PRIMARY KEY (change_id, fact_table, fact_id)
+        ) WITHOUT ROWID
+        """,
+        CHANGE_FACTS_INDEX,
+        """
+        CREATE TABLE change_keys (
+            change_id INTEGER NOT NULL REFERENCES changes(id),
+            chat_key TEXT NOT NULL,
+            channel TEXT,
+            channel_at TEXT,
+            contact TEXT,
+            contact_at TEXT,
+            title TEXT,
+            title_at TEXT,
+            first_at TEXT,
+            PRIMARY KEY (change_id, chat_key)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX change_keys_key ON change_keys (chat_key)",
+    ):
+        conn.execute(statement)
+    messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    others = (conn.execute("SELECT count(*) FROM chat_events").fetchone()[0]
+              + conn.execute("SELECT count(*) FROM assignments").fetchone()[0])
+    keys = conn.execute("SELECT count(*) FROM chat_keys").fetchone()[0]
+    if not (messages or others or keys):
+        return
+    conn.execute(
+        "INSERT INTO changes (id, at, command, arguments, messages_added, events_added) "
+        "VALUES (1, NULL, 'before_change_log', '{}', ?, ?)",
+        [messages, others],
+    )
+    for table in ("messages", "chat_events", "assignments"):
+        conn.execute(
+            f"INSERT INTO change_facts (change_id, fact_table, fact_id, direction) SELECT 1, '{table}', id, "
+            f"{'direction' if table == 'messages' else 'NULL'} FROM {table} ORDER BY id"
+        )
+    conn.execute(
+        "INSERT INTO change_keys (change_id, chat_key, channel, channel_at, contact, contact_at, title, title_at, "
+        "first_at) SELECT 1, key, channel, channel_at, contact, contact_at, title, title_at, first_at "
+        "FROM chat_keys ORDER BY key"
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from chatcrm.rules.statuses import GREY, RANK
-from chatcrm.store import projection, search
+from chatcrm.store import changes, projection, search
 from chatcrm.store.connection import Store
 
 CHECK_MOST = 1000  # differences listed per kind at the most
@@ -60,7 +60,7 @@ def _derived_differences(store: Store, most: int) -> list[str]:
     """Every derived state of `store` (a private snapshot: it is changed) that differs from
     what its facts give recomputed from scratch."""
     conn = store.conn
-    problems: list[str] = []
+    problems: list[str] = changes.problems(store)
     differing: dict[str, tuple[dict, dict]] = {}
     with store.write():
         # (the integrity check of an FTS5 index is an INSERT: inside this transaction)
@@ -109,7 +109,7 @@ def _derived_differences(store: Store, most: int) -> list[str]:
 def counts(store: Store) -> dict[str, int]:
     return {
         table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in COUNTED_TABLES
-    }
+    } | {"changes": changes.count(store)}
 
 
 def _state_key(row: dict):
