@@ -108,7 +108,7 @@ def stored_rows_floor(imported: Path, db: Path) -> tuple[float, float]:
     the writes alone (reading the rows back is not counted)."""
     from chatcrm.store import open_store, search
     from chatcrm.store.batch import FLUSH_EVERY
-    from chatcrm.store.schema import MESSAGES_KEY_INDEX
+    from chatcrm.store.ddl import MESSAGES_KEY_INDEX
 
     store = open_store(db)
     conn, source = store.conn, sqlite3.connect(imported)

@@ -248,7 +248,7 @@ class ImportBatch:
         stays) and build the (chat key, uid) index."""
         if not self._index_dropped:
             return
-        from chatcrm.store.schema import MESSAGES_KEY_INDEX
+        from chatcrm.store.ddl import MESSAGES_KEY_INDEX
 
         conn = self.store.conn
         self._index_dropped = False
@@ -274,7 +274,7 @@ class ImportBatch:
         ids that were the last before it (in id order, so each link lands at the end)."""
         if self.change_id is None:
             return
-        from chatcrm.store.schema import CHANGE_FACTS_INDEX
+        from chatcrm.store.ddl import CHANGE_FACTS_INDEX
 
         conn = self.store.conn
         # The first links of a large import: the fact index is built once, at the end.

@@ -16,6 +16,14 @@ from __future__ import annotations
 
 from sqlite_utils import Migrations
 
+from chatcrm.store.ddl import (  # noqa: F401 - the statements the migrations share
+    CHANGE_FACTS_INDEX,
+    DEALS_SEARCH_TRIGGERS,
+    MESSAGES_KEY_INDEX,
+    MESSAGES_SEARCH_TRIGGER_NAMES,
+    MESSAGES_SEARCH_TRIGGERS,
+)
+
 migrations = Migrations("chatcrm")
 
 # The queue as the first schema defined it; a migration never changes.
@@ -70,9 +78,6 @@ LEFT JOIN messages m ON m.id = d.last_message_id
 ORDER BY d.status_rank, d.queue_key, d.id
 """
 
-MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
-# Which changes brought a fact (m005); a large first import builds it once at its end.
-CHANGE_FACTS_INDEX = "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)"
 
 
 @migrations()
@@ -253,49 +258,6 @@ def m004_identity_without_direction(db) -> None:
 # for both that ignores case and accents in every script.
 SEARCH_TOKENIZER = "unicode61 remove_diacritics 2"
 
-# The messages' index follows every write to the table. A large import drops these
-# triggers and indexes its new messages in one statement at its end (store/batch.py); a
-# migration that rebuilds `messages` must create them again.
-MESSAGES_SEARCH_TRIGGERS = (
-    """
-    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
-    END
-    """,
-    """
-    CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
-    END
-    """,
-    """
-    CREATE TRIGGER messages_search_update AFTER UPDATE OF text, author ON messages BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
-        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
-    END
-    """,
-)
-MESSAGES_SEARCH_TRIGGER_NAMES = ("messages_search_insert", "messages_search_delete", "messages_search_update")
-
-_DEAL_CONTACT = "(SELECT name FROM contacts WHERE id = new.contact_id)"
-DEALS_SEARCH_TRIGGERS = (
-    f"""
-    CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
-        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
-    END
-    """,
-    f"""
-    CREATE TRIGGER deals_search_update AFTER UPDATE OF title, contact_id ON deals
-    WHEN old.title IS NOT new.title OR old.contact_id IS NOT new.contact_id BEGIN
-        DELETE FROM deals_fts WHERE rowid = old.id;
-        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
-    END
-    """,
-    """
-    CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
-        DELETE FROM deals_fts WHERE rowid = old.id;
-    END
-    """,
-)
 
 
 @migrations()

@@ -34,7 +34,7 @@ class MalformedQuery(ValueError):
 def suspend_message_indexing(conn: sqlite3.Connection) -> int:
     """For a large import: drop the messages' search triggers (in the import's
     transaction: a rollback brings them back). Returns the last message id indexed."""
-    from chatcrm.store.schema import MESSAGES_SEARCH_TRIGGER_NAMES
+    from chatcrm.store.ddl import MESSAGES_SEARCH_TRIGGER_NAMES
 
     for name in MESSAGES_SEARCH_TRIGGER_NAMES:
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
@@ -44,7 +44,7 @@ def suspend_message_indexing(conn: sqlite3.Connection) -> int:
 def index_messages_after(conn: sqlite3.Connection, last_indexed: int) -> None:
     """Index every message with an id above `last_indexed` in one statement, and bring
     the triggers back for the writes that follow."""
-    from chatcrm.store.schema import MESSAGES_SEARCH_TRIGGERS
+    from chatcrm.store.ddl import MESSAGES_SEARCH_TRIGGERS
 
     conn.execute(
         "INSERT INTO messages_fts (rowid, text, author) SELECT id, text, author FROM messages WHERE id > ?",
@@ -61,7 +61,7 @@ def suspend_deal_indexing(conn: sqlite3.Connection) -> None:
 
 def index_deals(conn: sqlite3.Connection, deal_ids: list[int]) -> None:
     """Index these new deals in one statement, and bring the insert trigger back."""
-    from chatcrm.store.schema import DEALS_SEARCH_TRIGGERS
+    from chatcrm.store.ddl import DEALS_SEARCH_TRIGGERS
 
     conn.execute(
         "INSERT INTO deals_fts (rowid, text, author) SELECT d.id, d.title, c.name FROM deals d "

@@ -1,0 +1,51 @@
+"""Statements the migrations and the import both run (indexes and triggers that a large
+import drops and builds again at its end). Kept apart from `schema`, which needs
+sqlite-utils, so that a command that writes does not load it."""
+
+MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
+# Which changes brought a fact (m009); a large first import builds it once at its end.
+CHANGE_FACTS_INDEX = "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)"
+
+# The messages' index follows every write to the table. A large import drops these
+# triggers and indexes its new messages in one statement at its end (store/batch.py); a
+# migration that rebuilds `messages` must create them again.
+MESSAGES_SEARCH_TRIGGERS = (
+    """
+    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_search_update AFTER UPDATE OF text, author ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text, author) VALUES ('delete', old.id, old.text, old.author);
+        INSERT INTO messages_fts (rowid, text, author) VALUES (new.id, new.text, new.author);
+    END
+    """,
+)
+MESSAGES_SEARCH_TRIGGER_NAMES = ("messages_search_insert", "messages_search_delete", "messages_search_update")
+
+_DEAL_CONTACT = "(SELECT name FROM contacts WHERE id = new.contact_id)"
+DEALS_SEARCH_TRIGGERS = (
+    f"""
+    CREATE TRIGGER deals_search_insert AFTER INSERT ON deals BEGIN
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    f"""
+    CREATE TRIGGER deals_search_update AFTER UPDATE OF title, contact_id ON deals
+    WHEN old.title IS NOT new.title OR old.contact_id IS NOT new.contact_id BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+        INSERT INTO deals_fts (rowid, text, author) VALUES (new.id, new.title, {_DEAL_CONTACT});
+    END
+    """,
+    """
+    CREATE TRIGGER deals_search_delete AFTER DELETE ON deals BEGIN
+        DELETE FROM deals_fts WHERE rowid = old.id;
+    END
+    """,
+)
