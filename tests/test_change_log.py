@@ -508,3 +508,29 @@ def test_recording_commands_on_several_deals_and_close_idle_each_can_be_undone(t
     ok("undo", str(latest["change_id"]))
     assert sum(d["open_chats"] for d in ok("list", "-f", "json").json()) == sum(before_idle) + latest["events_added"]
     assert idle.out and ok("check").out.startswith("ok:")
+
+
+def test_undo_a_follow_up_removes_it_and_the_deal_is_green_again():
+    ok("ingest", DAY)
+    ok("remind", "7", "1d", "--note", "Confirmar la entrega")
+    remind_change = changes_json()[0]
+    assert remind_change["command"] == "remind"
+    status = lambda: next(r for r in ok("list", "-f", "json").json() if r["deal_id"] == 7)  # noqa: E731
+    assert status()["status"] == "pending" and status()["due_at"] == "2026-11-25T17:00:00Z"
+    ok("undo", str(remind_change["change_id"]))
+    assert status()["status"] == "green" and status()["due_at"] is None
+    assert ok("check").code == 0
+
+
+def test_undo_a_follow_up_two_imports_brought_keeps_it_until_both_are_undone(tmp_path):
+    ok("ingest", DAY)
+    ok("remind", "7", "1d")
+    exported = tmp_path / "deal7.jsonl"
+    exported.write_text(ok("export", "--deal", "7").out, encoding="utf-8")
+    assert '"type": "remind"' in exported.read_text(encoding="utf-8")
+    ok("ingest", exported)  # the same follow-up again: linked to this import too
+    remind_change = next(c for c in changes_json() if c["command"] == "remind")
+    ok("undo", str(remind_change["change_id"]))
+    row = next(r for r in ok("list", "-f", "json").json() if r["deal_id"] == 7)
+    assert row["status"] == "pending"  # the import still brings it
+    assert ok("check").code == 0

@@ -18,9 +18,9 @@ from chatcrm.events import Event, Invalid
 from chatcrm.rules import identity, naming
 from chatcrm.store import projection, search
 from chatcrm.store.connection import Store
+from chatcrm.store.ddl import FACT_TABLES
 
 FLUSH_EVERY = 5000
-FACT_TABLES = ("messages", "chat_events", "assignments")
 _index_order = itemgetter(0, 1)  # a message row's place in the (chat key, uid) index
 
 
@@ -240,7 +240,15 @@ class ImportBatch:
                 self._reminder_rows,
             )
             self.events_added += cursor.rowcount
-            self.present += len(self._reminder_rows) - cursor.rowcount
+            present = len(self._reminder_rows) - cursor.rowcount
+            self.present += present
+            if present and self.change_id is not None:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                    "SELECT ?, 'reminders', id FROM reminders WHERE chat_key = ? AND at = ? AND session = ? "
+                    "AND due_at = ? AND note = ?",
+                    ((self.change_id, *r) for r in self._reminder_rows),
+                )
             self._reminder_rows = []
 
     def _build_index(self) -> None:

@@ -22,8 +22,8 @@ from itertools import groupby
 from chatcrm.rules import naming
 from chatcrm.store import projection
 from chatcrm.store.connection import Store
+from chatcrm.store.ddl import FACT_TABLES
 
-FACT_TABLES = ("messages", "chat_events", "assignments")
 BEFORE_CHANGE_LOG = "before_change_log"  # the command of the change that holds older facts
 
 
@@ -235,7 +235,6 @@ def problems(store: Store) -> list[str]:
     ):
         found.append(f"change log: message {fact_id}'s direction is not the one the latest change that brought "
                      "it says")
-    # (follow-ups, `reminders`, are counted among the events added but not linked yet)
     for change_id, added, messages, present, links in conn.execute(
         "SELECT c.id, c.messages_added + c.events_added, c.messages_added, c.present, "
         "(SELECT count(*) FROM change_facts l WHERE l.change_id = c.id) FROM changes c "

@@ -2,6 +2,9 @@
 import drops and builds again at its end). Kept apart from `schema`, which needs
 sqlite-utils, so that a command that writes does not load it."""
 
+# The tables of facts: what an import records, a change links and an undo removes.
+FACT_TABLES = ("messages", "chat_events", "assignments", "reminders")
+
 MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
 # Which changes brought a fact (m009); a large first import builds it once at its end.
 CHANGE_FACTS_INDEX = "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)"

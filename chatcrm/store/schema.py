@@ -463,7 +463,7 @@ def m009_change_log(db) -> None:
         """
         CREATE TABLE change_facts (
             change_id INTEGER NOT NULL REFERENCES changes(id),
-            fact_table TEXT NOT NULL CHECK (fact_table IN ('messages', 'chat_events', 'assignments')),
+            fact_table TEXT NOT NULL CHECK (fact_table IN ('messages', 'chat_events', 'assignments', 'reminders')),
             fact_id INTEGER NOT NULL,
             direction TEXT,
             PRIMARY KEY (change_id, fact_table, fact_id)
@@ -498,7 +498,7 @@ def m009_change_log(db) -> None:
         "VALUES (1, NULL, 'before_change_log', '{}', ?, ?)",
         [messages, others],
     )
-    for table in ("messages", "chat_events", "assignments"):
+    for table in ("messages", "chat_events", "assignments", "reminders"):
         conn.execute(
             f"INSERT INTO change_facts (change_id, fact_table, fact_id, direction) SELECT 1, '{table}', id, "
             f"{'direction' if table == 'messages' else 'NULL'} FROM {table} ORDER BY id"

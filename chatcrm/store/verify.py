@@ -14,9 +14,9 @@ import sqlite3
 from chatcrm.rules.statuses import GREY, RANK
 from chatcrm.store import changes, projection, search
 from chatcrm.store.connection import Store
+from chatcrm.store.ddl import FACT_TABLES
 
 CHECK_MOST = 1000  # differences listed per kind at the most
-FACT_TABLES = ("messages", "chat_events", "assignments", "reminders")
 COUNTED_TABLES = ("deals", "chats", "activities", *FACT_TABLES)
 
 # The derived states `check` compares, each row named by its first column(s).
