@@ -21,7 +21,14 @@ from chatcrm.store.connection import Store
 from chatcrm.store.ddl import FACT_TABLES
 
 FLUSH_EVERY = 5000
-_index_order = itemgetter(0, 1)  # a message row's place in the (chat key, uid) index
+_index_order = itemgetter(0, 1)
+# The columns of each event fact table, which are also its identity (its UNIQUE constraint),
+# in the order of the rows `add` queues for it.
+_EVENT_COLUMNS = {
+    "chat_events": ("chat_key", "kind", "at", "session"),
+    "assignments": ("chat_key", "at", "session", "agent"),
+    "reminders": ("chat_key", "at", "session", "due_at", "note"),
+}  # a message row's place in the (chat key, uid) index
 
 
 class _KeyInfo:
@@ -203,53 +210,31 @@ class ImportBatch:
                     ((r[2], r[0], r[1], r[2]) for r in rows),
                 ).rowcount
             self._message_rows = []
-        if self._event_rows:
-            cursor = conn.executemany(
-                "INSERT OR IGNORE INTO chat_events (chat_key, kind, at, session) VALUES (?,?,?,?)", self._event_rows
+        for table, rows in (("chat_events", self._event_rows), ("assignments", self._assignment_rows),
+                            ("reminders", self._reminder_rows)):
+            if rows:
+                self._write_events(table, rows)
+                rows.clear()
+
+    def _write_events(self, table: str, rows: list[tuple]) -> None:
+        """Insert a flush of one kind of event fact (rows in `_EVENT_COLUMNS` order); the
+        ones stored already are counted as present and linked to this change too."""
+        conn = self.store.conn
+        columns = _EVENT_COLUMNS[table]
+        cursor = conn.executemany(
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+        )
+        self.events_added += cursor.rowcount
+        present = len(rows) - cursor.rowcount
+        self.present += present
+        if present and self.change_id is not None:
+            # A fact's columns are its identity (each table's UNIQUE constraint).
+            match = " AND ".join(f"{column} = ?" for column in columns)
+            conn.executemany(
+                f"INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                f"SELECT ?, '{table}', id FROM {table} WHERE {match}",
+                ((self.change_id, *r) for r in rows),
             )
-            self.events_added += cursor.rowcount
-            present = len(self._event_rows) - cursor.rowcount
-            self.present += present
-            if present and self.change_id is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
-                    "SELECT ?, 'chat_events', id FROM chat_events WHERE chat_key = ? AND kind = ? AND at = ? "
-                    "AND session = ?",
-                    ((self.change_id, *r) for r in self._event_rows),
-                )
-            self._event_rows = []
-        if self._assignment_rows:
-            cursor = conn.executemany(
-                "INSERT OR IGNORE INTO assignments (chat_key, at, session, agent) VALUES (?,?,?,?)",
-                self._assignment_rows,
-            )
-            self.events_added += cursor.rowcount
-            present = len(self._assignment_rows) - cursor.rowcount
-            self.present += present
-            if present and self.change_id is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
-                    "SELECT ?, 'assignments', id FROM assignments WHERE chat_key = ? AND at = ? AND session = ? "
-                    "AND agent = ?",
-                    ((self.change_id, *r) for r in self._assignment_rows),
-                )
-            self._assignment_rows = []
-        if self._reminder_rows:
-            cursor = conn.executemany(
-                "INSERT OR IGNORE INTO reminders (chat_key, at, session, due_at, note) VALUES (?,?,?,?,?)",
-                self._reminder_rows,
-            )
-            self.events_added += cursor.rowcount
-            present = len(self._reminder_rows) - cursor.rowcount
-            self.present += present
-            if present and self.change_id is not None:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
-                    "SELECT ?, 'reminders', id FROM reminders WHERE chat_key = ? AND at = ? AND session = ? "
-                    "AND due_at = ? AND note = ?",
-                    ((self.change_id, *r) for r in self._reminder_rows),
-                )
-            self._reminder_rows = []
 
     def _build_index(self) -> None:
         """After a large import into an empty table: remove repeated messages (the first
