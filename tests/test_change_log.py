@@ -610,10 +610,18 @@ def test_reimport_identity_a_digest_is_known_only_once_its_bytes_were_read_to_th
     stream = digest.watch(io.BytesIO(data))
     stream.read(100)
     assert digest.hexdigest() is None  # not read to its end: no identity
-    stream.seek(0)  # read again from the start (WhatsApp reads a file twice): hashed once
     while stream.read(4096):
         pass
     assert digest.hexdigest() == sha256(data)
+    stream.seek(0)  # read again from the start (WhatsApp reads a file twice): hashed once
+    assert stream.read() == data
+    assert digest.hexdigest() == sha256(data)
+    halfway = Digest()  # read part of the way, then again from the start and on to the end
+    again = halfway.watch(io.BytesIO(data))
+    again.read(100_000)
+    again.seek(10)  # (its reads then straddle the bytes hashed so far)
+    assert again.read() == data[10:]
+    assert halfway.hexdigest() == sha256(data)
     skipped = Digest()
     gap = skipped.watch(io.BytesIO(data))
     gap.read(10)

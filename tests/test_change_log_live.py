@@ -282,10 +282,9 @@ def test_check_verifies_the_links_of_edits_and_statuses(store, updates, tamper, 
 # ------------------------------------------------------------------ the migration
 
 
-def test_the_migration_links_stored_edits_and_statuses_to_the_change_before_the_change_log(tmp_path, monkeypatch):
-    """A database of m009 (edits written over their message, statuses unlinked) opened now:
-    each edit becomes a fact, and both are linked to a `before_change_log` change."""
-    path = tmp_path / "m009.db"
+def _m009_database_with_an_edit_and_a_status(path, monkeypatch):
+    """A database of m009 where change 1 imported the day and message 1 was edited (its
+    text written over), a status stored: what live imports left before m010."""
     upto = [m for m in schema.migrations._migrations if m.name < "m010"]
     with monkeypatch.context() as patch:
         patch.setattr(schema.migrations, "_migrations", upto)
@@ -297,6 +296,13 @@ def test_the_migration_links_stored_edits_and_statuses_to_the_change_before_the_
             old.conn.execute("UPDATE messages SET text = 'edited', edited_at = '2026-11-24T09:20:00Z' WHERE id = 1")
             old.conn.execute("INSERT INTO delivery_statuses (remote_id, status, at) VALUES ('r1', 'read', ?)", [T0])
         old.close()
+
+
+def test_the_migration_links_stored_edits_and_statuses_to_the_change_before_the_change_log(tmp_path, monkeypatch):
+    """A database of m009 (edits written over their message, statuses unlinked) opened now:
+    each edit becomes a fact, and both are linked to a `before_change_log` change."""
+    path = tmp_path / "m009.db"
+    _m009_database_with_an_edit_and_a_status(path, monkeypatch)
     store = open_store(path)
     try:
         assert store.rows("SELECT message_id, edited_at, text FROM message_edits") == [
@@ -308,6 +314,22 @@ def test_the_migration_links_stored_edits_and_statuses_to_the_change_before_the_
         assert problems(store) == []
         service.undo(store, "2", now=T0)  # its own text was not kept: the message keeps the one it shows
         assert store.rows("SELECT text, edited_at FROM messages WHERE id = 1") == [{"text": "edited", "edited_at": None}]
+        assert problems(store) == []
+    finally:
+        store.close()
+
+
+def test_undo_a_message_that_goes_takes_its_edits_with_it_whichever_change_brought_them(tmp_path, monkeypatch):
+    """After the migration the edit of message 1 belongs to `before_change_log` (change 2),
+    the message to the import (change 1): undoing the import removes both."""
+    path = tmp_path / "m009.db"
+    _m009_database_with_an_edit_and_a_status(path, monkeypatch)
+    store = open_store(path)
+    try:
+        done = service.undo(store, "1", now=T0)
+        assert (done.messages_removed, done.edits_removed) == (23, 1)
+        assert store.rows("SELECT count(*) AS n FROM message_edits") == [{"n": 0}]
+        assert store.rows("SELECT count(*) AS n FROM change_facts WHERE fact_table = 'message_edits'") == [{"n": 0}]
         assert problems(store) == []
     finally:
         store.close()
