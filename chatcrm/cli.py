@@ -934,7 +934,8 @@ def export(
         else:
             from chatcrm.output import write_to
 
-            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
+            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)),
+                             database=_db_path(db))
     where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
 
