@@ -403,7 +403,12 @@ def _deal_refs(args: list[str]) -> list[str]:
         return args
     if len(args) > 1:
         raise UsageError("- reads the deals from stdin: give it alone, without other deals")
-    return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    text = _stdin_text("-", limit=_DEALS_ON_STDIN, what_for="deals")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+_DEALS_ON_STDIN = 64 << 20  # bytes: some millions of deal ids
+_REPLY_ON_STDIN = 4 << 20  # bytes: a reply's text, as long as an imported message may be (1 Mi characters)
 
 
 def _on_deals(store, refs: list[str], one, act, skip_refused: bool, zone, options: dict | None = None) -> None:
@@ -496,10 +501,14 @@ def _stdin(what: str):
     return stream
 
 
-def _stdin_text() -> str:
+def _stdin_text(what: str = "reply -", *, limit: int | None = None, what_for: str = "text") -> str:
+    """stdin as UTF-8 text, refused (exit 5) when it is not, or longer than `limit` bytes."""
     from chatcrm.errors import InvalidInput
 
-    data = _stdin("reply -").read()
+    limit = limit if limit is not None else _REPLY_ON_STDIN
+    data = _stdin(what).read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"<stdin>: more than {limit >> 20} MiB of {what_for}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -1084,9 +1093,7 @@ def deliver(
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     store = _store(db)
     report = service.deliver(store, command_sender(command, seconds), clock=_clock, owner=owner,
-                             timeout=seconds, limit=limit)
-    for entry in report.tried:
-        typer.echo(render.delivery_line(entry))
+                             timeout=seconds, limit=limit, tried=lambda entry: typer.echo(render.delivery_line(entry)))
     typer.echo(render.delivery_summary(report), err=True)
 
 

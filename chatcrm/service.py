@@ -718,10 +718,12 @@ class DeliveryReport:
 
 
 def deliver(store: Store, send, *, clock, owner: str, timeout: int = delivery_rule.DEFAULT_TIMEOUT_SECONDS,
-            limit: int | None = None) -> DeliveryReport:
+            limit: int | None = None, tried=None) -> DeliveryReport:
     """Hand each reply due to `send(entry) -> sender.SendResult`, one at a time, in order
     per chat, and record the result (rules/delivery.py). `clock()` gives the time of each
-    step; `owner` names this run in the leases it takes.
+    step; `owner` names this run in the leases it takes; `tried(entry)`, when given, hears
+    of each reply as soon as its result is recorded (a run that is stopped later has said
+    what it did).
 
     Each reply is taken in its own write transaction, sent outside any transaction, and
     its result recorded in another: other commands and other runs go on meanwhile."""
@@ -745,6 +747,8 @@ def deliver(store: Store, send, *, clock, owner: str, timeout: int = delivery_ru
                 outbox_store.record_failure(store, row["reply_id"], owner, now, result.error or "failed")
             after = outbox_store.entry(store, row["reply_id"])
         report.tried.append(_sender_entry(after, now))
+        if tried is not None:
+            tried(report.tried[-1])
     with store.read():
         counts = outbox_store.counts(store, clock())
     report.waiting, report.later, report.failed = counts["waiting"], counts["later"], counts["failed"]
