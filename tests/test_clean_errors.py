@@ -74,7 +74,8 @@ def test_point7_list_to_dev_full_and_ingest_from_a_closed_stdin(tmp_path):
     bash = shutil.which("bash")
     if bash:
         command = " ".join(f"'{part}'" for part in python)
-        for args, code in (("ingest -", 2), ("reply 3 -", 2)):
+        for args, code in (("ingest -", 2), ("reply 3 -", 2), ("complete -", 2), ("close -", 2),
+                           ("assign - Elena", 2), ("reply - hola", 2)):
             closed = subprocess.run([bash, "-c", f"{command} {args} <&-"], env=env, cwd=ROOT, capture_output=True,
                                     text=True, timeout=60)
             assert closed.returncode == code, closed.stderr
@@ -83,3 +84,11 @@ def test_point7_list_to_dev_full_and_ingest_from_a_closed_stdin(tmp_path):
 
 def test_point7_a_reply_from_stdin_that_is_not_utf8_is_invalid_input(day):
     clean(run("reply", "3", "-", input=b"\xff\xfe hola"), 5)
+
+
+@pytest.mark.parametrize("args", [["close", "-"], ["complete", "-"], ["assign", "-", "Elena"], ["reply", "-", "hola"]])
+def test_point7_deals_from_stdin_that_are_not_utf8_are_invalid_input(day, args):
+    before = run("export").out
+    result = run(*args, input=b"3\n\xff\n")
+    assert (result.code, result.err) == (5, "Error: <stdin>: not UTF-8 text (byte 3)\n")
+    assert run("export").out == before
