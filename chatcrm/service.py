@@ -23,6 +23,7 @@ from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
 from chatcrm.store import outbox as outbox_store
 from chatcrm.actions import client_waits, find_deal, record
+from chatcrm.times import Moment
 
 if TYPE_CHECKING:
     from chatcrm.events import Event, Invalid

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from chatcrm import importers, service
+from chatcrm import actions, importers, service
 from chatcrm.errors import Refused
 from chatcrm.importers import ImportOptions
 from chatcrm.sender import SendResult
@@ -139,7 +139,7 @@ def test_undo_of_an_edit_the_search_index_and_the_queue_follow(tmp_path, updates
 def _sent_whatsapp_reply(store):
     """A WhatsApp chat, a reply on it handed to the channel (its remote id WAMID)."""
     live(store, LIVE / "whatsapp-message.json")
-    service.reply(store, "wa:34600111222", "Confirmado", now=T0, author="Elena")
+    actions.reply(store, "wa:34600111222", "Confirmado", now=T0, author="Elena")
     service.deliver(store, lambda entry: SendResult(True, remote_id=WAMID), clock=lambda: T0, owner="test")
 
 
@@ -196,7 +196,7 @@ def test_a_status_reported_again_later_is_a_fact_of_its_own_and_the_earliest_rep
 
 def test_undo_of_a_queued_reply_takes_it_out_of_the_outbox_and_it_is_never_delivered(store):
     live(store, LIVE / "telegram-getupdates.json")
-    outcome = service.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
+    outcome = actions.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
     assert outcome.queued == 1
     change = store.conn.execute("SELECT max(id) FROM changes").fetchone()[0]
     done = service.undo(store, str(change), now=T0)
@@ -211,7 +211,7 @@ def test_undo_of_a_queued_reply_takes_it_out_of_the_outbox_and_it_is_never_deliv
 
 def test_undo_of_a_reply_that_was_given_up_takes_it_out_of_the_outbox(store):
     live(store, LIVE / "telegram-getupdates.json")
-    service.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
+    actions.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
     change = store.conn.execute("SELECT max(id) FROM changes").fetchone()[0]
     store.conn.execute("UPDATE outbox SET given_up_at = ?, tries = 5", [T0])
     store.conn.commit()
@@ -234,7 +234,7 @@ def test_undo_of_a_reply_a_deliver_run_holds_is_refused_until_its_lease_runs_out
     from chatcrm.store import outbox
 
     live(store, LIVE / "telegram-getupdates.json")
-    service.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
+    actions.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
     change = store.conn.execute("SELECT max(id) FROM changes").fetchone()[0]
     with store.write():
         outbox.claim(store, T0, "run-1", 90)
