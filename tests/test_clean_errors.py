@@ -43,6 +43,12 @@ def clean(result, code):
     (["list", "--sla", "100000000000000000000w"], 2),
     (["stats", "--since", "1000000000000000000000000d"], 2),
     (["reply", "3", "hola", "--at", "0001-01-01T00:00:00+05:00"], 2),
+    (["search", "hola", "--limit", HUGE], 0),
+    (["outbox", "--limit", HUGE], 0),
+    (["changes", "--limit", HUGE], 0),
+    (["close", "--idle", "1h30m", "--at", "1970-01-01T00:00:00Z"], 0),  # nothing can be quiet since before 1970
+    (["deliver", "--command", "true", "--timeout", "417000w"], 2),
+    (["list", "--tz", "A" * 100_000], 2),
 ])
 def test_point7_the_issues_cases_are_clean_errors(day, args, code):
     clean(run(*args), code)
@@ -117,3 +123,8 @@ def test_point7_an_argument_that_is_not_utf8_is_invalid_input(day, args, byte):
     shown = args[-1].decode("utf-8", "backslashreplace")
     assert (result.code, result.err) == (5, f"Error: argument {len(args)} ('{shown}') is not UTF-8 text (byte {byte})\n")
     assert run("export").out == before
+
+
+def test_point4_an_error_quotes_a_short_excerpt_of_a_huge_zone(day):
+    result = run("list", "--tz", "A" * 100_000)
+    assert result.code == 2 and len(result.err) < 200 and "…'" in result.err
