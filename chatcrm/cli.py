@@ -1094,6 +1094,7 @@ def main(argv: list[str] | None = None) -> None:
     _shown_zone[:] = []
     _loaded_settings[:] = []
     try:
+        _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:
         _fail(_worded(error), error.exit_code)
@@ -1167,6 +1168,21 @@ def _summary_only(info, doc: str | None):
 
 def _not_run() -> None:  # pragma: no cover - a stand-in is listed, never invoked
     raise RuntimeError("a command's stand-in was invoked")
+
+
+def _check_utf8(args: list[str]) -> None:
+    """Arguments are UTF-8 text, but for the name of a file or folder that exists: the
+    shell passes bytes as they are, and only a file name may hold bytes that are not text."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as error:
+            if os.path.lexists(arg):
+                continue
+            from chatcrm.errors import InvalidInput
+
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            raise InvalidInput(f"argument {number} ('{shown[:60]}') is not UTF-8 text (byte {error.start + 1})")
 
 
 def _worded(error: ChatcrmError) -> str:
