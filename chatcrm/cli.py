@@ -967,7 +967,7 @@ def changes(
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     rows = service.change_log(_store(db, read_only=True), limit)
-    sys.stdout.write(render.changes_output(rows, fmt, display))
+    sys.stdout.write(render.changes_output(rows, fmt, display, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
@@ -1014,7 +1014,7 @@ def config_(fmt: Format = None) -> None:
             rows.append((f"views.{name}.{key}", str(setting.value), setting.source))
     for name, text in sorted(settings.replies.items()):
         rows.append((f"replies.{name}.text", text.value, text.source))
-    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt))
+    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
