@@ -148,8 +148,9 @@ def _settings():
     return _loaded_settings[0]
 
 
-def _check_setting(key: str, value: str) -> None:
-    """A value of the settings file is one the option would take (ValueError if not)."""
+def _check_setting(key: str, value: str, view: bool = False) -> None:
+    """A value of the settings file is one the option would take (ValueError if not); a
+    view's format may be `ids`, as `list --format ids`."""
     from chatcrm import render, times
     from chatcrm.errors import UsageError
     from chatcrm.rules import statuses
@@ -160,7 +161,7 @@ def _check_setting(key: str, value: str) -> None:
         elif key == "sla":
             times.parse_duration(value)
         elif key == "format":
-            render.check_format(value)
+            render.check_format(value, ids=view)
         elif key == "status":
             statuses.parse(value)
     except UsageError as error:
@@ -686,8 +687,14 @@ def remind(
     due_at = None
     if when is not None:
         try:
-            due_at = times.from_epoch(times.epoch(now) + times.parse_duration(when))
+            seconds = times.parse_duration(when)
         except ValueError:
+            seconds = None
+        if seconds is not None:
+            if times.epoch(now) + seconds > times.epoch(times.LATEST):
+                raise UsageError(f"WHEN: {when} from now is after {times.LATEST}, the latest time chatcrm keeps")
+            due_at = times.from_epoch(times.epoch(now) + seconds)
+        else:
             try:
                 due_at = times.parse(when, _input_zone(tz))
             except ValueError:

@@ -477,7 +477,7 @@ def search_summary(result) -> str:
     shown = len(result.hits)
     more = f" (the first {shown}; --limit shows more)" if result.more else ""
     order = "best match first" if result.sort == "rank" else "newest first"
-    return f"{shown} match(es) for {safe(result.query, single_line=True)}, {order}{more}"
+    return f"{shown} match(es) for {safe(result.query, single_line=True, width=60)}, {order}{more}"
 
 
 # ------------------------------------------------------------------ timeline
