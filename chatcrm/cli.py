@@ -148,8 +148,9 @@ def _settings():
     return _loaded_settings[0]
 
 
-def _check_setting(key: str, value: str) -> None:
-    """A value of the settings file is one the option would take (ValueError if not)."""
+def _check_setting(key: str, value: str, view: bool = False) -> None:
+    """A value of the settings file is one the option would take (ValueError if not); a
+    view's format may be `ids`, as `list --format ids`."""
     from chatcrm import render, times
     from chatcrm.errors import UsageError
     from chatcrm.rules import statuses
@@ -160,7 +161,7 @@ def _check_setting(key: str, value: str) -> None:
         elif key == "sla":
             times.parse_duration(value)
         elif key == "format":
-            render.check_format(value)
+            render.check_format(value, ids=view)
         elif key == "status":
             statuses.parse(value)
     except UsageError as error:
@@ -670,8 +671,14 @@ def remind(
     due_at = None
     if when is not None:
         try:
-            due_at = times.from_epoch(times.epoch(now) + times.parse_duration(when))
+            seconds = times.parse_duration(when)
         except ValueError:
+            seconds = None
+        if seconds is not None:
+            if times.epoch(now) + seconds > times.epoch(times.LATEST):
+                raise UsageError(f"WHEN: {when} from now is after {times.LATEST}, the latest time chatcrm keeps")
+            due_at = times.from_epoch(times.epoch(now) + seconds)
+        else:
             try:
                 due_at = times.parse(when, _input_zone(tz))
             except ValueError:
@@ -951,7 +958,7 @@ def changes(
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     rows = service.change_log(_store(db, read_only=True), limit)
-    sys.stdout.write(render.changes_output(rows, fmt, display))
+    sys.stdout.write(render.changes_output(rows, fmt, display, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
@@ -998,7 +1005,7 @@ def config_(fmt: Format = None) -> None:
             rows.append((f"views.{name}.{key}", str(setting.value), setting.source))
     for name, text in sorted(settings.replies.items()):
         rows.append((f"replies.{name}.text", text.value, text.source))
-    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt))
+    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))

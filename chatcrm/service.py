@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
-from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
+from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError, clipped
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
@@ -513,7 +513,7 @@ def search(
             )
         except search_store.MalformedQuery as error:
             raise UsageError(
-                f"malformed search query {query!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
+                f"malformed search query {clipped(query)!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
                 "text: or author: before a word; put other punctuation inside double quotes)"
             )
     return SearchResult(query, hits[:limit], sort, len(hits) > limit)

@@ -628,3 +628,13 @@ def test_reimport_identity_a_digest_is_known_only_once_its_bytes_were_read_to_th
     gap.seek(150_000)  # bytes never read: no identity
     gap.read()
     assert skipped.hexdigest() is None
+
+
+def test_the_change_log_table_words_a_reminder_and_takes_the_table_style(tmp_path):
+    ok("ingest", DAY)
+    ok("remind", "4", "2h")
+    ok("remind", "4", "--clear", "--at", "2026-11-24T17:01:00Z")
+    table = ok("changes").out
+    assert "deal 4, activity 4: follow-up at 2026-11-24T19:00:00Z" in table
+    assert "deal 4, activity 4: follow-up cleared" in table
+    assert ok("changes", "-f", "grid").out.startswith("+----")
