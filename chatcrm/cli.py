@@ -263,8 +263,13 @@ def _store(db: str | None, *, read_only: bool = False, create: bool = False):
     """The database: read-only commands never create or change it; only `ingest` creates one."""
     from chatcrm.store import open_store
 
-    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
-                      create=create)
+    store = open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
+                       create=create)
+    _opened.append(store)
+    return store
+
+
+_opened: list = []  # the stores this command opened, closed when it ends (main)
 
 
 def _hint_if_empty(store) -> None:
@@ -1100,6 +1105,23 @@ def main(argv: list[str] | None = None) -> None:
     _plain_usage(command)
     _shown_zone[:] = []
     _loaded_settings[:] = []
+    try:
+        _run(command, args)
+    finally:
+        _close_stores()
+
+
+def _close_stores() -> None:
+    """Close what the command opened: a process that runs several commands (tests, a
+    script importing chatcrm) leaves no connection, and no -wal or -shm file, behind."""
+    while _opened:
+        try:
+            _opened.pop().close()
+        except Exception:  # noqa: BLE001 - closing is best effort on the way out
+            pass
+
+
+def _run(command, args: list[str]) -> None:
     try:
         _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)

@@ -14,19 +14,19 @@ from chatcrm import times
 from chatcrm.rules import delivery
 from chatcrm.store.connection import Store
 
-_STATUS_RANK = (
-    f"(SELECT max({delivery.rank_sql('s.status')}) FROM delivery_statuses s "
-    "WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id)"
-)
+# The statuses of reply `o`: reported for its remote id, on a channel that reports them.
+_ITS_STATUS = (f"o.remote_id IS NOT NULL AND o.channel IN ({', '.join(repr(c) for c in delivery.STATUS_CHANNELS)}) "
+               "AND s.remote_id = o.remote_id")
+_STATUS_RANK = f"(SELECT max({delivery.rank_sql('s.status')}) FROM delivery_statuses s WHERE {_ITS_STATUS})"
 
 _ENTRY = f"""
 SELECT o.id AS reply_id, o.message_id, o.chat_key, o.channel, o.recipient, o.via, o.reply_at,
        o.tries, o.next_try_at, o.lease_owner, o.lease_until, o.sent_at, o.remote_id, o.last_error,
        o.given_up_at, m.author, m.text, k.deal_id, {_STATUS_RANK} AS status_rank,
-       (SELECT s.error FROM delivery_statuses s WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id
+       (SELECT s.error FROM delivery_statuses s WHERE {_ITS_STATUS}
         AND s.status = 'failed' ORDER BY s.at, s.id LIMIT 1) AS status_error,
        (SELECT max(first) FROM (SELECT min(s.at) AS first FROM delivery_statuses s
-        WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id GROUP BY s.status)) AS status_at
+        WHERE {_ITS_STATUS} GROUP BY s.status)) AS status_at
 FROM outbox o JOIN messages m ON m.id = o.message_id JOIN chat_keys k ON k.key = o.chat_key
 """
 
