@@ -182,6 +182,25 @@ def test_live_a_document_over_16_mib_spread_over_lines_is_refused_naming_where_i
                              "not a Telegram Bot API payload\n")
 
 
+def test_live_a_document_of_more_than_a_million_values_is_refused_before_it_is_parsed(tmp_path):
+    from tests.test_importer_fuzz import _bounded_run
+
+    path = tmp_path / "many.jsonl"
+    path.write_text('{"update_id": 1, "message": [' + ",".join(["[]"] * ((1 << 20) + 1)) + "]}\n", encoding="utf-8")
+    result, peak, _ = _bounded_run("ingest", "--db", tmp_path / "db", path)
+    assert result.err == f"Error: {path}:1: more than 1,048,576 values in one document; not a Telegram Bot API payload\n"
+    assert peak < 40 << 20
+
+
+def test_live_a_getupdates_of_100_texts_full_of_commas_is_still_read(tmp_path):
+    """The values bound counts commas, also those in texts: Telegram's largest batch stays below."""
+    path = tmp_path / "commas.json"
+    result = [dict(telegram(message_id=n, text="," * 4096), update_id=n) for n in range(1, 101)]
+    path.write_text(json.dumps({"ok": True, "result": result}), encoding="utf-8")
+    assert run("ingest", "--db", tmp_path / "db", path).code == 0
+    assert stored(tmp_path / "db") == 100
+
+
 def test_live_a_message_text_over_1_mib_is_invalid(tmp_path):
     path = tmp_path / "long.json"
     path.write_text(json.dumps(telegram(text="x" * ((1 << 20) + 1))), encoding="utf-8")
@@ -339,3 +358,18 @@ def test_csv_a_header_naming_a_column_twice_is_refused_naming_it(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("type,chat,chat,from,at,text\nmessage,x:1,x:2,client,2026-11-24T10:00:00Z,hola\n", encoding="utf-8")
     assert refused(path).startswith(f"Error: {path}:1: wrong CSV header (column chat named twice); columns are: ")
+
+
+def test_live_nesting_of_exactly_64_levels_is_read_and_65_refused():
+    from chatcrm.errors import InvalidInput
+    from chatcrm.importers.live import _shallow
+
+    def nested(depth):
+        value = []
+        for _ in range(depth - 1):
+            value = [value]
+        return value
+
+    assert _shallow(nested(64), "p", 1, "payload") == nested(64)
+    with pytest.raises(InvalidInput, match=r"^p:1: nested deeper than 64 levels"):
+        _shallow(nested(65), "p", 1, "payload")

@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterator
 import orjson
 
 from chatcrm.errors import InvalidInput, UsageError
-from chatcrm.importers.limits import MAX_DEPTH, MAX_VALUE, mib, text_lines
+from chatcrm.importers.limits import MAX_DEPTH, MAX_VALUE, MAX_VALUES, mib, text_lines
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -60,7 +60,7 @@ def documents(stream: BinaryIO, source: str, what: str) -> Iterator[tuple[int, o
     else:
         return
     try:
-        first = orjson.loads(raw)
+        first = _parsed(raw, source, number, what)
     except orjson.JSONDecodeError:
         yield number, _document(number, raw, lines, source, what)
         return
@@ -69,7 +69,7 @@ def documents(stream: BinaryIO, source: str, what: str) -> Iterator[tuple[int, o
         if not raw.strip():
             continue
         try:
-            value = orjson.loads(raw)
+            value = _parsed(raw, source, number, what)
         except orjson.JSONDecodeError as error:
             raise InvalidInput(f"{source}:{number}: broken {what} on this line ({_problem(raw, error)})") from None
         yield number, _shallow(value, source, number, what)
@@ -87,7 +87,7 @@ def _document(start: int, first: bytes, lines, source: str, what: str):
     data = b"".join(chunks)
     del chunks
     try:
-        value = orjson.loads(data)
+        value = _parsed(data, source, start, what)
     except orjson.JSONDecodeError as error:
         try:
             data.decode("utf-8")
@@ -116,17 +116,31 @@ def _problem(raw: bytes, error) -> str:
 
 
 def _shallow(value, source: str, line: int, what: str):
-    """The value, refused when nested deeper than MAX_DEPTH (no payload nests a tenth of it)."""
-    level = [(value, 1)]
-    while level:
-        item, depth = level.pop()
-        if depth > MAX_DEPTH:
-            raise InvalidInput(f"{source}:{line}: nested deeper than {MAX_DEPTH} levels; not a {what}")
-        if type(item) is dict:
-            level.extend((v, depth + 1) for v in item.values() if type(v) in (dict, list))
-        elif type(item) is list:
-            level.extend((v, depth + 1) for v in item if type(v) in (dict, list))
+    """The value, refused when nested deeper than MAX_DEPTH (no payload nests a tenth of
+    it); walked with one iterator per level, so in memory proportional to its depth."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return value
+    stack = [iter(value.values() if kind is dict else value)]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is dict or kind is list:
+                if len(stack) >= MAX_DEPTH:
+                    raise InvalidInput(f"{source}:{line}: nested deeper than {MAX_DEPTH} levels; not a {what}")
+                stack.append(iter(item.values() if kind is dict else item))
+                break
+        else:
+            stack.pop()
     return value
+
+
+def _parsed(raw: bytes, source: str, line: int, what: str):
+    """orjson's value of a line or a document, refused beforehand when it holds more
+    values than any payload does (each would be a Python object: memory stays bounded)."""
+    if raw.count(b",") > MAX_VALUES:
+        raise InvalidInput(f"{source}:{line}: more than {MAX_VALUES:,} values in one document; not a {what}")
+    return orjson.loads(raw)
 
 
 def refuse_options(options, source: str, what: str, *, agents: bool) -> None:
