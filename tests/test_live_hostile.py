@@ -373,3 +373,13 @@ def test_live_nesting_of_exactly_64_levels_is_read_and_65_refused():
     assert _shallow(nested(64), "p", 1, "payload") == nested(64)
     with pytest.raises(InvalidInput, match=r"^p:1: nested deeper than 64 levels"):
         _shallow(nested(65), "p", 1, "payload")
+
+
+def test_live_an_unpaired_surrogate_is_refused_with_its_line_and_a_joined_bom_read_past(tmp_path):
+    path = tmp_path / "u.jsonl"
+    good = json.dumps(telegram()).encode()
+    path.write_bytes(good + b"\n" + b'{"update_id": 2, "message": {"text": "\\ud800"}}\n')
+    assert "u.jsonl:2: broken Telegram Bot API payload on this line (a string holds an unpaired UTF-16" in refused(path)
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n\xef\xbb\xbf" + json.dumps(telegram(message_id=2)).encode() + b"\n")
+    assert run("ingest", "--db", tmp_path / "db", path).code == 0
+    assert stored(tmp_path / "db") == 2

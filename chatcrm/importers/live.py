@@ -66,6 +66,8 @@ def documents(stream: BinaryIO, source: str, what: str) -> Iterator[tuple[int, o
         return
     yield number, _shallow(first, source, number, what)
     for number, raw in lines:
+        if raw.startswith(_BOM):  # where files were joined (`cat a.jsonl b.jsonl`)
+            raw = raw[len(_BOM):]
         if not raw.strip():
             continue
         try:
