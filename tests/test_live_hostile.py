@@ -167,11 +167,25 @@ def test_live_endless_input_is_refused_at_line_1_in_bounded_memory(fmt):
     assert peak < 40 << 20
 
 
-def test_live_a_line_over_8_mib_is_refused_with_its_line(tmp_path):
+def test_live_a_line_over_16_mib_is_refused_with_its_line(tmp_path):
     path = tmp_path / "big.jsonl"
-    update = telegram(text="x" * (9 << 20))
+    update = telegram(text="x" * (17 << 20))
     path.write_text(json.dumps(telegram()) + "\n" + json.dumps(update) + "\n", encoding="utf-8")
-    assert refused(path) == f"Error: {path}:2: a line longer than 8 MiB; not a Telegram Bot API payload\n"
+    assert refused(path) == f"Error: {path}:2: a line longer than 16 MiB; not a Telegram Bot API payload\n"
+
+
+def test_live_a_getupdates_of_100_long_escaped_messages_on_one_line_is_read(tmp_path):
+    """Telegram escapes what is not ASCII: 100 updates of 4,096 emoji, each replying to
+    another, make a one-line response of about 10 MB that a fetcher must be able to import
+    (else no later update would ever be)."""
+    path = tmp_path / "response.json"
+    text = "😀" * 4096
+    result = [dict(telegram(message_id=n, text=text, reply_to_message=dict(TG_MESSAGE, text=text)), update_id=n)
+              for n in range(1, 101)]
+    path.write_text(json.dumps({"ok": True, "result": result}), encoding="utf-8")
+    assert path.stat().st_size > 9 << 20
+    assert run("ingest", "--db", tmp_path / "db", path).code == 0
+    assert stored(tmp_path / "db") == 100
 
 
 def test_live_a_document_over_16_mib_spread_over_lines_is_refused_naming_where_it_begins(tmp_path):

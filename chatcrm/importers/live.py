@@ -48,10 +48,11 @@ def documents(stream: BinaryIO, source: str, what: str) -> Iterator[tuple[int, o
     """(line, JSON value) of each document: each non-blank line (JSON Lines) when the first
     one is a JSON value by itself, else the whole input as one document spread over lines
     (a pretty-printed webhook body). A broken or cut-off document is refused with its line,
-    and so is anything past the bounds (limits.py): a line over 8 MiB, a document over
-    16 MiB, binary data, nesting deeper than 64 levels. At most one line, or one
+    and so is anything past the bounds (limits.py): a line or a document over 16 MiB (a
+    getUpdates response of 100 long messages, \\u-escaped, is one line of about 10 MB),
+    binary data, nesting deeper than 64 levels. At most one line, or one
     document, is held in memory."""
-    lines = text_lines(stream, source, f"a {what}")
+    lines = text_lines(stream, source, f"a {what}", limit=MAX_VALUE)
     for number, raw in lines:
         if number == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
