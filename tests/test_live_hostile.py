@@ -397,3 +397,14 @@ def test_live_an_unpaired_surrogate_is_refused_with_its_line_and_a_joined_bom_re
     path.write_bytes(b"\xef\xbb\xbf" + good + b"\n\xef\xbb\xbf" + json.dumps(telegram(message_id=2)).encode() + b"\n")
     assert run("ingest", "--db", tmp_path / "db", path).code == 0
     assert stored(tmp_path / "db") == 2
+
+
+def test_whatsapp_a_contact_without_wa_id_names_nobody_and_refuses_nothing(tmp_path):
+    """Meta's contacts may come without a wa_id (a user known by a username): the message,
+    whose from is its sender, is still read; only a wa_id that is there must be digits."""
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(whatsapp({"contacts": [{"profile": {"name": "Sin número"}}], "messages": [WA_MESSAGE]})),
+                    encoding="utf-8")
+    assert run("ingest", "--db", tmp_path / "db", path).code == 0
+    with sqlite3.connect(tmp_path / "db") as conn:
+        assert conn.execute("SELECT chat_key, author FROM messages").fetchall() == [("wa:34600111222", "34600111222")]

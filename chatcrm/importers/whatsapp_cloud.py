@@ -62,9 +62,11 @@ def _change(change, source: str, line: int) -> Iterator:
         metadata = value.object("metadata")
         phone_number_id = metadata.digits("phone_number_id") if metadata is not None else None
         names = {}
-        for contact in value.objects("contacts"):
+        for contact in value.objects("contacts"):  # the profile names of the senders
             profile = contact.object("profile")
-            names[contact.digits("wa_id", required=True)] = profile.text("name") if profile is not None else None
+            wa_id = contact.digits("wa_id")
+            if wa_id is not None:
+                names[wa_id] = profile.text("name") if profile is not None else None
         messages, statuses = value.items("messages"), value.items("statuses")
     except Malformed as error:
         yield Invalid(source, line, str(error))
