@@ -10,6 +10,11 @@ once. Chat key `tg:` + the chat's id, as a Telegram Desktop export of the chat g
 A business message keeps its Telegram id (the owner's export of the chat has the same
 ones); a bot's message is `bot:` + its id (a bot's ids are its own). Other updates are
 skipped and counted.
+
+Every field is read by its type (chatcrm.importers.payload): an update holding a value of
+another type is invalid, the field named. A business message without `from` is invalid
+too (the Bot API gives one in every private chat), unless `sender_business_bot` says the
+business wrote it.
 """
 
 from __future__ import annotations
@@ -95,13 +100,12 @@ def _message(update: Fields, where: str, source: str, line: int, options) -> Eve
         raise Malformed(f"{kind} without chat.id")
     chat_id = chat.whole("id", required=True)
     message_id = message.whole("message_id", required=True)
+    date = message.whole("date", required=True)
+    edited = (message.whole("edit_date") or date) if kind.startswith("edited_") else None
     try:
-        at = times.from_epoch(message.whole("date", required=True))
-        edited = message.whole("edit_date") if kind.startswith("edited_") else None
-        edited_at = times.from_epoch(edited if edited else message.value["date"]) if kind.startswith("edited_") else None
-    except ValueError as error:
-        if isinstance(error, Malformed):
-            raise
+        at = times.from_epoch(date)
+        edited_at = times.from_epoch(edited) if edited is not None else None
+    except ValueError as error:  # outside the times chatcrm keeps
         raise Malformed(f"{kind}.date: {error}") from None
     text = content_text(message)
     if text is None:

@@ -9,6 +9,10 @@ name `contacts` gives, its identity the `wamid`. Chat key `wa:` + the client's `
 later export of the same client on the same deal. `statuses` entries (sent, delivered,
 read, failed) become delivery statuses of the replies chatcrm sent. Other changes are
 skipped and counted.
+
+Every field is read by its type (chatcrm.importers.payload): a message, a status or a
+change holding a value of another type is invalid, the field named. `from`, `wa_id` and
+`phone_number_id` must be digits: they become a chat key and where replies go.
 """
 
 from __future__ import annotations
