@@ -340,6 +340,14 @@ def undo_line(outcome) -> str:
     if not o.changed:
         return f"change {o.change_id} ({o.command}) was already undone by change {o.undone_by}; nothing to do"
     parts = [f"removed {o.messages_removed} message(s) and {o.events_removed} other event(s)"]
+    if o.edits_removed:
+        parts.append(f"{o.edits_removed} edit(s) removed")
+    if o.texts_restored:
+        parts.append(f"{o.texts_restored} message(s) show their earlier text again")
+    if o.statuses_removed:
+        parts.append(f"{o.statuses_removed} delivery status(es) removed")
+    if o.replies_unqueued:
+        parts.append(f"{o.replies_unqueued} reply(ies) taken out of the outbox undelivered")
     if o.kept:
         parts.append(f"{o.kept} fact(s) that another change also brought stay")
     if o.directions_restored:
