@@ -1202,37 +1202,36 @@ def _click_group(args: list[str]):
     may ask about any command, gets them all.
     """
     import copy
-    import inspect
 
     from typer.main import get_command
 
     name = next((arg for arg in args if not arg.startswith("-")), None)
-    completing = f"_{app.info.name.upper()}_COMPLETE" in os.environ
+    if f"_{app.info.name.upper()}_COMPLETE" in os.environ:
+        return get_command(app)
     light = copy.copy(app)
-    light.registered_commands = [
-        info if completing or _command_name(info) == name else _summary_only(info, inspect.getdoc(info.callback))
-        for info in app.registered_commands
-    ]
-    return get_command(light)
+    light.registered_commands = [info for info in app.registered_commands if _command_name(info) == name]
+    group = get_command(light)
+    built = group.commands
+    group.commands = {_command_name(info): built.get(_command_name(info)) or _stand_in(info)
+                      for info in app.registered_commands}  # in the order they were written
+    return group
 
 
 def _command_name(info) -> str:
     return info.name or info.callback.__name__.replace("_", "-")
 
 
-def _summary_only(info, doc: str | None):
-    """A stand-in for a command that is not run: its name, help and epilog, no options."""
-    import copy
+def _stand_in(info):
+    """A command that is not run, as the group's help lists it: its name, summary, help
+    and epilog, without options (never invoked: its name is not the one given)."""
+    import inspect
 
-    stand_in = copy.copy(info)
-    stand_in.name = _command_name(info)
-    stand_in.help = info.help if info.help is not None else doc
-    stand_in.callback = _not_run
-    return stand_in
+    from typer.core import TyperCommand
 
-
-def _not_run() -> None:  # pragma: no cover - a stand-in is listed, never invoked
-    raise RuntimeError("a command's stand-in was invoked")
+    text = inspect.cleandoc(info.help) if info.help is not None else inspect.getdoc(info.callback)
+    return TyperCommand(name=_command_name(info), help=text, epilog=info.epilog, short_help=info.short_help,
+                        hidden=info.hidden, deprecated=info.deprecated, context_settings=info.context_settings,
+                        rich_markup_mode=app.rich_markup_mode)
 
 
 def _check_utf8(args: list[str]) -> None:
