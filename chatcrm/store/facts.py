@@ -7,7 +7,6 @@ holds which deal each chat key belongs to and what its events said of the client
 
 from __future__ import annotations
 
-from functools import lru_cache
 from itertools import groupby
 from typing import Iterator, NamedTuple
 
@@ -58,10 +57,11 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
 
     The facts are read table by table in one sorted pass (one deal's through its chat
     keys and each fact table's index on its chat key, so that they cost that deal's facts,
-    not the database's), a message with the session it opens. Each fact's chat key and
-    deal come from a cache of the chat keys seen lately (facts in time order come in
-    bursts of one conversation) instead of two lookups a fact inside the sort, in memory
-    bounded by PROFILES_KEPT."""
+    not the database's), a message with the session it opens, a block of FACTS_PER_READ
+    at a time. Each fact's chat key and deal come from the chat keys seen lately (facts
+    in time order come in bursts of one conversation), kept in memory bounded by
+    PROFILES_KEPT; those a block lacks are looked up in one statement, instead of two
+    lookups a fact inside the sort."""
     conn = store.conn
     # A whole export reads each table in its own order (the chat key index would make it
     # jump about the messages).
@@ -94,17 +94,25 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
         params,
     )
 
-    @lru_cache(maxsize=PROFILES_KEPT)
-    def profile(chat_key: str) -> tuple:
-        """A chat key's channel, naming and deal."""
-        return conn.execute(
-            "SELECT k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id "
-            "FROM chat_keys k JOIN deals d ON d.id = k.deal_id WHERE k.key = ?",
-            [chat_key],
-        ).fetchone()
+    profiles: dict[str, tuple] = {}
+    while block := rows.fetchmany(FACTS_PER_READ):
+        keys = [row[2] for row in block]
+        if len(profiles) > PROFILES_KEPT:
+            profiles = {key: profiles[key] for key in set(keys) if key in profiles}
+        missing = list(set(keys).difference(profiles))
+        for start in range(0, len(missing), KEYS_PER_LOOKUP):
+            chunk = missing[start:start + KEYS_PER_LOOKUP]
+            for key, *profile in conn.execute(_PROFILES.format(", ".join("?" * len(chunk))), chunk):
+                profiles[key] = tuple(profile)
+        yield from zip(block, map(profiles.__getitem__, keys))
 
-    for row in rows:
-        yield row, profile(row[2])
+
+FACTS_PER_READ = 1000  # facts read at once, their chat keys' profiles looked up together
+KEYS_PER_LOOKUP = 500  # chat keys in one lookup (well under SQLite's limit of parameters)
+_PROFILES = (
+    "SELECT k.key, k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id "
+    "FROM chat_keys k JOIN deals d ON d.id = k.deal_id WHERE k.key IN ({})"
+)
 
 
 _MESSAGE = FACT_RANK["message"]

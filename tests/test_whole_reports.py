@@ -1,0 +1,86 @@
+"""The whole export and the whole stats near their floors (issue 18, point 3), with the
+same bytes as before: JSON lines encoded by json's own C encoder made once, made safe and
+written a block at a time; the facts' chat key profiles looked up a block at a time."""
+
+import io
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatcrm import bench, render, service
+from chatcrm.store import facts, open_store
+from tests.helpers import run
+from tests.test_query_plans import statements_of
+
+values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text())
+records = st.dictionaries(st.text(), st.one_of(values, st.lists(values, max_size=3), st.dictionaries(st.text(), values, max_size=3)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(records)
+def test_the_line_encoder_writes_exactly_what_json_dumps_writes(record):
+    assert render.line_encoder()(record) == json.dumps(record, ensure_ascii=False)
+
+
+def test_without_a_c_encoder_the_line_encoder_is_jsons_own_encode(monkeypatch):
+    import json.encoder
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = render.line_encoder()
+    record = {"type": "message", "text": "café \x7f", "deal_id": 3, "clear": True}
+    assert encode(record) == json.dumps(record, ensure_ascii=False)
+    assert getattr(encode, "__self__", None).__class__ is json.JSONEncoder
+
+
+def test_json_safe_escapes_del_in_text_that_is_otherwise_ascii():
+    assert render.json_safe('{"text": "a\x7fb"}') == '{"text": "a\\u007fb"}'
+    assert render.json_safe('{"text": "ab"}') == '{"text": "ab"}'
+    assert render.json_safe('{"text": "é\x85\u202e"}') == '{"text": "é\\u0085\\u202e"}'
+
+
+def test_lines_written_a_block_at_a_time_are_the_lines_one_at_a_time(monkeypatch):
+    """Blocks that end mid-way, a block of plain ASCII next to blocks with marks a
+    terminal acts on: the same lines, the same count."""
+    monkeypatch.setattr(render, "EVENTS_PER_WRITE", 3)
+    texts = ["hola", "a\x7fb", "plain", "ok", "\u202eevil", "café", "x"]
+    events = [{"type": "message", "text": t, "n": i} for i, t in enumerate(texts)]
+    stream = io.StringIO()
+    assert render.write_events(iter(events), "jsonl", stream) == len(events)
+    assert stream.getvalue() == "".join(render.json_safe(json.dumps(e, ensure_ascii=False)) + "\n" for e in events)
+    assert "\x7f" not in stream.getvalue() and "\u202e" not in stream.getvalue()
+    empty = io.StringIO()
+    assert render.write_events(iter([]), "jsonl", empty) == 0 and empty.getvalue() == ""
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("year")
+    path = tmp_path / "year.jsonl"
+    bench.generate(path, 3000, 150)
+    store = open_store(tmp_path / "year.db")
+    assert run("ingest", "--db", store.path, path).code == 0
+    yield store
+    store.close()
+
+
+def test_chat_key_profiles_looked_up_in_small_blocks_give_the_same_export(year, monkeypatch):
+    """Blocks of a few facts, lookups of a few keys, and a cache that must forget: every
+    fact still carries its own chat key's channel, naming and deal."""
+    whole = list(service.export(year))
+    monkeypatch.setattr(facts, "FACTS_PER_READ", 200)
+    monkeypatch.setattr(facts, "KEYS_PER_LOOKUP", 2)
+    monkeypatch.setattr(facts, "PROFILES_KEPT", 1)
+    assert list(service.export(year)) == whole
+    for record in whole[:200]:
+        key = record["chat"]
+        channel, contact = year.conn.execute("SELECT channel, contact FROM chat_keys WHERE key = ?", [key]).fetchone()
+        assert record["channel"] == channel and record.get("contact") in (None, contact)
+
+
+def test_a_whole_export_looks_up_chat_keys_a_block_at_a_time_not_a_fact_at_a_time(year):
+    count = year.conn.execute("SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chat_events)").fetchone()[0]
+    statements = statements_of(year, lambda: sum(1 for _ in service.export(year)))
+    lookups = [s for s in statements if "FROM chat_keys k JOIN deals d" in s]
+    assert count == 3000 and 0 < len(lookups) <= count // facts.FACTS_PER_READ + 1
