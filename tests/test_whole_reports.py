@@ -84,3 +84,48 @@ def test_a_whole_export_looks_up_chat_keys_a_block_at_a_time_not_a_fact_at_a_tim
     statements = statements_of(year, lambda: sum(1 for _ in service.export(year)))
     lookups = [s for s in statements if "FROM chat_keys k JOIN deals d" in s]
     assert count == 3000 and 0 < len(lookups) <= count // facts.FACTS_PER_READ + 1
+
+
+# ------------------------------------------------------------------ stats, grouped in SQL
+
+from chatcrm import stats  # noqa: E402
+from chatcrm.store import queries  # noqa: E402
+from tests.helpers import close_, ingest, msg  # noqa: E402
+
+
+def test_a_session_closed_unanswered_gives_no_first_response_to_anybody(store):
+    """One group of sessions carries both figures: a close of a session nobody answered
+    counts for its responsible only, never as a first response of "(nobody)"."""
+    ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z"), {"type": "assign", "chat": "wa:1", "agent": "Marta",
+                                                          "at": "2026-11-24T09:01:00Z"},
+                   close_("wa:1", "2026-11-24T09:30:00Z")])
+    report = stats.compute(store, now="2026-11-24T12:00:00Z").as_dict()
+    assert set(report["by_employee"]) == {"Marta"}
+    marta = report["by_employee"]["Marta"]
+    assert marta["first_response"]["count"] == 0
+    assert marta["time_to_close"]["count"] == 1 and marta["time_to_close"]["worst_seconds"] == 1800
+    assert marta["wait"] == {"count": 1, "median_seconds": 1800, "p90_seconds": 1800, "worst_seconds": 1800,
+                             "unanswered": 1}
+
+
+def test_a_wait_that_starts_after_now_counts_zero_seconds(store):
+    ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z"), msg("wa:2", "2026-11-24T09:00:00Z"),
+                   msg("wa:2", "2026-11-24T09:05:00Z", "agent", author="Luis")])
+    wait = stats.compute(store, now="2026-11-24T08:00:00Z").as_dict()["overall"]["wait"]
+    assert wait == {"count": 2, "median_seconds": 150, "p90_seconds": 300, "worst_seconds": 300, "unanswered": 1}
+
+
+def test_stats_without_unixepoch_are_the_same(year, monkeypatch):
+    """SQLite before 3.38 has no `unixepoch`: strftime('%s') and a cast give the same figures."""
+    import sqlite3
+
+    with_it = stats.compute(year, now=NOW).as_dict()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 37, 2))
+    older = queries._seconds_sql()
+    assert "strftime" in older
+    monkeypatch.setattr(queries, "_SECONDS", older)
+    assert stats.compute(year, now=NOW).as_dict() == with_it
+    assert with_it["overall"]["wait"]["count"] > 500
+
+
+NOW = "2025-11-30T00:00:00Z"
