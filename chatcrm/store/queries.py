@@ -228,8 +228,10 @@ def _period(column: str, since: str | None, until: str | None) -> tuple[str, lis
 
 # A figure's chat key's channel through the covering index (SQLite would read the row).
 _CHANNEL = "JOIN chat_keys k INDEXED BY chat_keys_channel ON k.key = c.chat_key"
-# The figures come grouped by channel and employee, each group's durations listed by
-# `group_concat` (comma-separated seconds, NULL for none): one row a group, not one a figure.
+# The figures come grouped by channel and employee, each group's durations listed as a
+# JSON array of seconds (NULL for none; group_concat skips NULLs): one row a group, not
+# one a figure.
+_LIST = "'[' || group_concat({}) || ']'"
 
 
 def stats_sessions(store: Store, since: str | None, until: str | None):
@@ -247,9 +249,9 @@ def stats_sessions(store: Store, since: str | None, until: str | None):
                     ORDER BY w.started_at LIMIT 1)
                END,
                c.responsible,
-               group_concat(CASE WHEN {answered} THEN
-                   {_SECONDS.format('c.first_response_at')} - {_SECONDS.format('c.opened_at')} END),
-               group_concat({_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')})
+               {_LIST.format(f"CASE WHEN {answered} THEN {_SECONDS.format('c.first_response_at')} - "
+                             f"{_SECONDS.format('c.opened_at')} END")},
+               {_LIST.format(f"{_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')}")}
         FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND (c.closed_at IS NOT NULL OR {answered})
         GROUP BY 1, 2, 3
         """,
@@ -270,7 +272,7 @@ def stats_waits(store: Store, since: str | None, until: str | None, now_epoch: i
     return store.conn.execute(
         f"""
         SELECT k.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
-               group_concat(coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')}),
+               {_LIST.format(f"coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')}")},
                count(*) - count(w.answered_by)
         FROM waits w JOIN chats c ON c.id = w.chat_id {_CHANNEL}{where}
         GROUP BY 1, 2
