@@ -1,4 +1,4 @@
-"""The command line: arguments in, one service call, the renderer out.
+"""The command line: arguments in, one call of actions or service, the renderer out.
 
 This is the edge of the program: the only module that reads the clock, the environment
 and the terminal, and the one place where errors become a line on stderr and an exit
@@ -408,9 +408,9 @@ def _deal_refs(args: list[str]) -> list[str]:
 
 def _on_deals(store, refs: list[str], one, act, skip_refused: bool, zone, options: dict | None = None) -> None:
     """Run a command on one deal (`one(ref)`, exactly as it always did) or on several
-    (`act` on each, in one transaction: service.on_many); each outcome is one line on
+    (`act` on each, in one transaction: actions.on_many); each outcome is one line on
     stdout, each refusal or skipped deal one line on stderr."""
-    from chatcrm import render, service
+    from chatcrm import actions, render
     from chatcrm.errors import UsageError
 
     if not refs:
@@ -423,8 +423,8 @@ def _on_deals(store, refs: list[str], one, act, skip_refused: bool, zone, option
     if named and len(refs) > 1:
         raise UsageError(f"{named[0]} names a chat or activity of one deal: give one deal with it")
     try:
-        many = service.on_many(store, refs, act, skip_refused=skip_refused)
-    except service.ManyRefused as refused:
+        many = actions.on_many(store, refs, act, skip_refused=skip_refused)
+    except actions.ManyRefused as refused:
         for refusal in refused.refusals:
             typer.echo(render.refusal_line(refusal.deal_id, _worded(refusal.error)), err=True)
         raise
@@ -463,7 +463,7 @@ def reply(
     '-' goes after '--'. The last argument is the text; - as the text reads it from
     stdin, - as the only deal reads the deals from stdin (not both).
     """
-    from chatcrm import service
+    from chatcrm import actions
     from chatcrm.errors import UsageError
 
     if template is not None:
@@ -482,8 +482,8 @@ def reply(
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
     name = _author(author).value
-    _on_deals(store, refs, lambda ref: service.reply(store, ref, text, now=now, author=name, chat=chat, template=canned),
-              lambda ref: service.reply(store, ref, text, now=now, author=name, template=canned), skip_refused, zone, {"--chat": chat})
+    _on_deals(store, refs, lambda ref: actions.reply(store, ref, text, now=now, author=name, chat=chat, template=canned),
+              lambda ref: actions.reply(store, ref, text, now=now, author=name, template=canned), skip_refused, zone, {"--chat": chat})
 
 
 def _stdin(what: str):
@@ -548,10 +548,12 @@ def close(
     client is waiting for an answer is not closed unless --force is given. --idle closes
     the chats that went quiet after an answer (safe to run from cron).
     """
-    from chatcrm import render, service
+    from chatcrm import actions, render
     from chatcrm.errors import UsageError
 
     if idle is not None:
+        from chatcrm import service
+
         if deals:
             raise UsageError("--idle closes every idle chat: give no deals with it")
         if force or chat is not None or skip_refused:
@@ -572,8 +574,8 @@ def close(
     refs = _deal_refs(deals)
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
-    _on_deals(store, refs, lambda ref: service.close(store, ref, now=now, chat=chat, force=force, complete=complete),
-              lambda ref: service.close(store, ref, now=now, force=force, complete=complete), skip_refused, zone,
+    _on_deals(store, refs, lambda ref: actions.close(store, ref, now=now, chat=chat, force=force, complete=complete),
+              lambda ref: actions.close(store, ref, now=now, force=force, complete=complete), skip_refused, zone,
               {"--chat": chat})
 
 
@@ -595,13 +597,13 @@ def complete(
     turns grey when no other activity is active. A chat whose client is waiting for an
     answer is not completed unless --force is given.
     """
-    from chatcrm import service
+    from chatcrm import actions
 
     refs = _deal_refs(deals)
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
-    _on_deals(store, refs, lambda ref: service.complete(store, ref, now=now, activity=activity, force=force),
-              lambda ref: service.complete(store, ref, now=now, force=force), skip_refused, zone,
+    _on_deals(store, refs, lambda ref: actions.complete(store, ref, now=now, activity=activity, force=force),
+              lambda ref: actions.complete(store, ref, now=now, force=force), skip_refused, zone,
               {"--activity": activity})
 
 
@@ -624,7 +626,7 @@ def assign(
     with no open chat is assigned through its latest chat. The last argument is the
     employee's name.
     """
-    from chatcrm import service
+    from chatcrm import actions
     from chatcrm.errors import UsageError
 
     if len(deals) < 2:
@@ -633,8 +635,8 @@ def assign(
     refs = _deal_refs(deal_args)
     now, zone = _now(at, tz), _display_zone(tz)
     store = _store(db)
-    _on_deals(store, refs, lambda ref: service.assign(store, ref, name, now=now, chat=chat),
-              lambda ref: service.assign(store, ref, name, now=now), skip_refused, zone, {"--chat": chat})
+    _on_deals(store, refs, lambda ref: actions.assign(store, ref, name, now=now, chat=chat),
+              lambda ref: actions.assign(store, ref, name, now=now), skip_refused, zone, {"--chat": chat})
 
 
 OVERDUE_EXIT = 7  # list --exit-status: a deal listed has a client waiting past the SLA (README)
@@ -663,7 +665,7 @@ def remind(
     deals. A later reminder replaces it; a client who writes makes the deal unread as
     always; completing the activity ends it.
     """
-    from chatcrm import service, times
+    from chatcrm import actions, times
     from chatcrm.errors import UsageError
 
     now, zone = _now(at, tz), _display_zone(tz)
@@ -682,7 +684,7 @@ def remind(
             except ValueError:
                 raise UsageError(f"WHEN: unreadable {when!r} (use a duration such as 5m, 2h, 1d, or a time "
                                  "such as 2026-11-25T09:00)")
-    _say(service.remind(_store(db), deal, now=now, due_at=due_at, note=note or "", activity=activity), zone)
+    _say(actions.remind(_store(db), deal, now=now, due_at=due_at, note=note or "", activity=activity), zone)
 
 
 def _duration(value: str | None, option: str) -> int | None:
@@ -1092,23 +1094,17 @@ def deliver(
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: runs a command; errors become one line on stderr and an exit code."""
-    import sqlite3
-
-    from typer.main import get_command
-
-    command = get_command(app)
-    _plain_usage(command)
     args = sys.argv[1:] if argv is None else argv
     if not args:
         args = ["--help"]
+    command = _click_group(args)
+    _plain_usage(command)
     _shown_zone[:] = []
     _loaded_settings[:] = []
     try:
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:
         _fail(_worded(error), error.exit_code)
-    except sqlite3.Error as error:
-        _fail(f"database error: {error}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:
@@ -1120,6 +1116,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
+        sqlite3 = sys.modules.get("sqlite3")  # loaded by whatever opened a database, and only then
+        if sqlite3 is not None and isinstance(error, sqlite3.Error):
+            _fail(f"database error: {error}", 1)
         if _is_usage_error(error):
             _fail(f"{error.format_message()}{_dash_hint(error)} (see '{_usage_hint(command, args)} --help')", 2)
         if os.environ.get("CHATCRM_DEBUG"):
@@ -1134,6 +1133,48 @@ def main(argv: list[str] | None = None) -> None:
         _quiet_stdout()
         _fail(_io_failure(error), 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_group(args: list[str]):
+    """The click group for these arguments, with only the command they invoke built whole.
+
+    Building a command reads its signature and evaluates its type hints, about a
+    millisecond each; the group's own help and its errors need only the others' names
+    and summaries, so those stand in as commands without options. Shell completion, which
+    may ask about any command, gets them all.
+    """
+    import copy
+    import inspect
+
+    from typer.main import get_command
+
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    completing = f"_{app.info.name.upper()}_COMPLETE" in os.environ
+    light = copy.copy(app)
+    light.registered_commands = [
+        info if completing or _command_name(info) == name else _summary_only(info, inspect.getdoc(info.callback))
+        for info in app.registered_commands
+    ]
+    return get_command(light)
+
+
+def _command_name(info) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
+
+
+def _summary_only(info, doc: str | None):
+    """A stand-in for a command that is not run: its name, help and epilog, no options."""
+    import copy
+
+    stand_in = copy.copy(info)
+    stand_in.name = _command_name(info)
+    stand_in.help = info.help if info.help is not None else doc
+    stand_in.callback = _not_run
+    return stand_in
+
+
+def _not_run() -> None:  # pragma: no cover - a stand-in is listed, never invoked
+    raise RuntimeError("a command's stand-in was invoked")
 
 
 def _worded(error: ChatcrmError) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 import sys
 from contextlib import contextmanager
@@ -156,6 +153,9 @@ def records(rows: list[dict], fields: Iterable[str], fmt: str, terminal: bool = 
 
     JSON escapes every control and direction mark (`json_safe`); CSV cells never open as
     a formula (rules/cells.py) and, on a `terminal`, show control characters escaped."""
+    import io
+    import json
+
     fields = tuple(fields)
     if fmt == "json":
         return json_safe(json.dumps([_pick(row, fields) for row in rows], ensure_ascii=False, indent=2)) + "\n"
@@ -173,6 +173,8 @@ def csv_writer(stream: TextIO, terminal: bool = False):
     """`writerow` for every CSV chatcrm writes: each text cell neutral (no formula), and
     quoted when it holds a carriage return (which the csv module, ending lines with \\n,
     would otherwise leave bare and unreadable); on a terminal, controls made visible."""
+    import csv
+
     from chatcrm.rules.cells import neutral
 
     plain = csv.writer(stream, lineterminator="\n")
@@ -191,6 +193,8 @@ def csv_writer(stream: TextIO, terminal: bool = False):
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bool = False) -> int:
     """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at
     a time; returns the count."""
+    import json
+
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS
@@ -266,7 +270,7 @@ def table(rows: list[list], headers: list[str], fmt: str) -> str:
 
 
 def outcome_line(outcome, tz: tzinfo | None) -> str:
-    """What a command did (a service.Outcome), in one sentence; times in the user's zone."""
+    """What a command did (an actions.Outcome), in one sentence; times in the user's zone."""
     o = outcome
     at = times.sentence(o.at, tz)
     chat = f"chat {o.chat_id} ({safe(o.chat_key, single_line=True)})" if o.chat_key is not None else ""
@@ -676,6 +680,8 @@ def stats_rows(report: dict) -> list[dict]:
 
 
 def stats_output(report: dict, fmt: str, tz: tzinfo | None, terminal: bool = False) -> str:
+    import json
+
     if fmt == "json":
         return json_safe(json.dumps(report, ensure_ascii=False, indent=2)) + "\n"
     rows = stats_rows(report)
@@ -740,6 +746,8 @@ def progress_bar(label: str, total: int | None) -> Iterator:
 
 def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None) -> str:
     """The change log as a table, or as records (`arguments` and `files` as JSON text in CSV)."""
+    import json
+
     if fmt in MACHINE_FORMATS:
         if fmt == "csv":
             rows = [{**row, "arguments": json.dumps(row["arguments"], ensure_ascii=False),
@@ -792,6 +800,8 @@ def change_summary(row: dict) -> str:
         return f"change {args.get('change')}"
     if command == "before_change_log":
         return "the facts stored before the change log"
+    import json
+
     return json.dumps(args, ensure_ascii=False)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,14 @@ from typing import Mapping
 
 from chatcrm.errors import UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+def _toml():
+    """The TOML parser, loaded only when there is a settings file to read."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib
+
 
 # The top-level keys, each with its environment variable (or None).
 DEFAULTS_ENV = {"db": "CHATCRM_DB", "tz": "CHATCRM_TZ", "author": "CHATCRM_AGENT", "sla": "CHATCRM_SLA",
@@ -112,6 +115,7 @@ def load(env: Mapping[str, str], check=None) -> Settings:
     except OSError as error:
         raise UsageError(f"cannot read settings file {path}: {error.strerror or error}")
     settings.exists = True
+    tomllib = _toml()
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
@@ -190,6 +194,8 @@ def _template(value, fail) -> str:
     """A canned reply's text, its placeholders checked: only {contact}, {deal}, {agent}."""
     if not isinstance(value, str) or not value.strip():
         raise fail(f"text must be a text, not {value!r}")
+    import string
+
     try:
         for _, name, spec, conversion in string.Formatter().parse(value):
             if name is None:
@@ -207,22 +213,24 @@ def fill(template: str, *, contact: str | None, deal: str, agent: str) -> str:
     return template.format(contact=contact or "", deal=deal, agent=agent)
 
 
-_TABLE_LINE = re.compile(r"\s*\[\s*([^\]\[]+?)\s*\]\s*(#.*)?$")
-_KEY_LINE = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)\s*=")
+# Compiled when a settings file is read, not by every command.
+_TABLE_LINE = r"\s*\[\s*([^\]\[]+?)\s*\]\s*(#.*)?$"
+_KEY_LINE = r"\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)\s*="
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """The line of each table and key of a TOML text, as (table…, key) → line number
     (for messages: tomllib gives none)."""
+    table_line, key_line = re.compile(_TABLE_LINE), re.compile(_KEY_LINE)
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
-        header = _TABLE_LINE.match(line)
+        header = table_line.match(line)
         if header and not line.lstrip().startswith("[["):
             table = tuple(part.strip().strip("\"'") for part in header.group(1).split("."))
             lines.setdefault(table, number)
             continue
-        key = _KEY_LINE.match(line)
+        key = key_line.match(line)
         if key:
             lines.setdefault((*table, key.group(1).strip("\"'")), number)
     return lines

@@ -4,7 +4,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatcrm import service
+from chatcrm import actions, service
 from chatcrm.events import Event
 from chatcrm.importers.native import event_from_record
 from chatcrm.store import open_store
@@ -84,7 +84,7 @@ def write_jsonl(path: Path, records) -> Path:
 
 
 def deal(store, ref):
-    return service.find_deal(store, str(ref))
+    return actions.find_deal(store, str(ref))
 
 
 def said(outcome) -> str:

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from chatcrm import render, service, times
+from chatcrm import actions, render, service, times
 from chatcrm.errors import Refused
 from chatcrm.rules import statuses
 from chatcrm.store import open_store, queries
@@ -32,12 +32,12 @@ def remind_record(chat, at, due=None, **extra):
 
 
 def status(store, ref, now):
-    return service.find_deal(store, str(ref), now)["status"]
+    return actions.find_deal(store, str(ref), now)["status"]
 
 
 def test_R11_set_a_follow_up_makes_the_deal_pending_until_its_time(store):
     ingest(store, answered("tg:1"))
-    outcome = service.remind(store, "tg:1", now=t(10), due_at=t(11), note="llamar")
+    outcome = actions.remind(store, "tg:1", now=t(10), due_at=t(11), note="llamar")
     assert said(outcome) == "deal 1: activity 1 follows up at 2026-11-24T11:00:00Z"
     assert status(store, "tg:1", t(10)) == "pending"
     row = service.queue(store, now=t(10)).rows[0]
@@ -47,7 +47,7 @@ def test_R11_set_a_follow_up_makes_the_deal_pending_until_its_time(store):
 
 def test_R11_due_at_the_exact_instant_not_a_second_before(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
     assert status(store, "tg:1", t(10, 59, 59)) == "pending"
     assert status(store, "tg:1", t(11)) == "due"
     assert service.queue(store, now=t(11), status="due").rows[0]["deal_key"] == "tg:1"
@@ -56,8 +56,8 @@ def test_R11_due_at_the_exact_instant_not_a_second_before(store):
 
 def test_R11_a_later_reminder_replaces_the_earlier_one(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
-    outcome = service.remind(store, "tg:1", now=t(10, 30), due_at=t(15))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
+    outcome = actions.remind(store, "tg:1", now=t(10, 30), due_at=t(15))
     assert said(outcome) == "deal 1: activity 1 follows up at 2026-11-24T15:00:00Z (was 2026-11-24T11:00:00Z)"
     assert status(store, "tg:1", t(12)) == "pending"  # 11:00 was replaced
     assert deal(store, "tg:1")["due_at"] == t(15)
@@ -65,29 +65,29 @@ def test_R11_a_later_reminder_replaces_the_earlier_one(store):
 
 def test_R11_clear_removes_the_follow_up_and_a_second_clear_changes_nothing(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
-    cleared = service.remind(store, "tg:1", now=t(10, 30), due_at=None)
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
+    cleared = actions.remind(store, "tg:1", now=t(10, 30), due_at=None)
     assert said(cleared).startswith("deal 1: cleared the follow-up of activity 1 (was 2026-11-24T11:00:00Z)")
     assert status(store, "tg:1", t(12)) == "green"
-    again = service.remind(store, "tg:1", now=t(10, 40), due_at=None)
+    again = actions.remind(store, "tg:1", now=t(10, 40), due_at=None)
     assert (again.changed, again.reason) == (False, "no_follow_up")
 
 
 def test_R11_a_client_message_over_a_due_follow_up_makes_the_deal_unread_then_the_follow_up_decides_again(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
     assert status(store, "tg:1", t(12)) == "due"
     ingest(store, [msg("tg:1", t(11, 30), id="again")])
     assert status(store, "tg:1", t(12)) == "unread"  # R4 first
     assert service.queue(store, now=t(12), status="due").rows == []
-    service.reply(store, "tg:1", "Dime", now=t(12), author="Luis")
+    actions.reply(store, "tg:1", "Dime", now=t(12), author="Luis")
     assert status(store, "tg:1", t(12)) == "due"  # still set: due again
 
 
 def test_R11_completing_the_activity_ends_its_follow_up(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
-    service.complete(store, "tg:1", now=t(10, 30))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
+    actions.complete(store, "tg:1", now=t(10, 30))
     assert status(store, "tg:1", t(12)) == "grey"
     assert queries.deal_chats(store, 1)[0]["follow_up_at"] is None
     # A reminder at (or after) the completion comes too late to set anything.
@@ -95,14 +95,14 @@ def test_R11_completing_the_activity_ends_its_follow_up(store):
     assert (status(store, "tg:1", t(15)), deal(store, "tg:1")["due_at"]) == ("grey", None)
     assert queries.deal_chats(store, 1)[0]["follow_up_at"] is None
     with pytest.raises(Refused, match="no active activity"):
-        service.remind(store, "tg:1", now=t(11), due_at=t(12))
+        actions.remind(store, "tg:1", now=t(11), due_at=t(12))
 
 
 def test_R11_pending_needs_every_active_activity_followed_up(store):
     ingest(store, [{**r, "deal": "D-1"} for r in answered("web:c", t(9, 2)) + answered("web:d", t(9, 3))])
-    service.remind(store, "D-1", now=t(10), due_at=t(12), activity="1")
+    actions.remind(store, "D-1", now=t(10), due_at=t(12), activity="1")
     assert status(store, "D-1", t(11)) == "green"  # activity 2 has none: still green
-    service.remind(store, "D-1", now=t(10), due_at=t(13), activity="2")
+    actions.remind(store, "D-1", now=t(10), due_at=t(13), activity="2")
     assert status(store, "D-1", t(11)) == "pending"
     assert deal(store, "D-1")["due_at"] == t(12)  # the earliest
     assert status(store, "D-1", t(12)) == "due"
@@ -110,7 +110,7 @@ def test_R11_pending_needs_every_active_activity_followed_up(store):
 
 def test_R11_a_green_deal_with_one_follow_up_come_is_due_even_with_another_activity_unfollowed(store):
     ingest(store, [{**r, "deal": "D-1"} for r in answered("web:c") + answered("web:d", t(9, 3))])
-    service.remind(store, "D-1", now=t(10), due_at=t(11), activity="1")
+    actions.remind(store, "D-1", now=t(10), due_at=t(11), activity="1")
     assert status(store, "D-1", t(11)) == "due"
 
 
@@ -146,7 +146,7 @@ def test_R11_the_order_of_reminder_facts_never_changes_the_result(tmp_path):
         ingest(store, base)
         for record in order:
             ingest(store, [record])
-        row = service.find_deal(store, "tg:1", t(12))
+        row = actions.find_deal(store, "tg:1", t(12))
         seen.add((row["due_at"], row["status"], queries.deal_chats(store, 1)[0]["follow_up_note"]))
         store.close()
     assert seen == {(t(13), "pending", "b")}  # at 11:00 the greatest (due, note) wins
@@ -154,19 +154,19 @@ def test_R11_the_order_of_reminder_facts_never_changes_the_result(tmp_path):
 
 def test_R11_the_command_refuses_when_a_reminder_of_the_same_instant_wins(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(14))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(14))
     with pytest.raises(Refused, match="wins at that instant"):
-        service.remind(store, "tg:1", now=t(10), due_at=t(12))
+        actions.remind(store, "tg:1", now=t(10), due_at=t(12))
     assert deal(store, "tg:1")["due_at"] == t(14)
     assert store.conn.execute("SELECT count(*) FROM reminders").fetchone()[0] == 1  # nothing written
 
 
 def test_R11_export_then_ingest_gives_the_same_follow_ups_and_timeline(store, tmp_path):
     ingest(store, [*answered("tg:1"), *answered("wa:2")])
-    service.remind(store, "tg:1", now=t(10), due_at=t(11), note="llamar ☎")
-    service.remind(store, "tg:1", now=t(10, 30), due_at=t(12))
-    service.remind(store, "wa:2", now=t(10), due_at=t(15))
-    service.remind(store, "wa:2", now=t(10, 5), due_at=None)
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11), note="llamar ☎")
+    actions.remind(store, "tg:1", now=t(10, 30), due_at=t(12))
+    actions.remind(store, "wa:2", now=t(10), due_at=t(15))
+    actions.remind(store, "wa:2", now=t(10, 5), due_at=None)
     records = list(service.export(store))
     clears = [r for r in records if r.get("clear")]
     assert [(r["type"], r["chat"], r["at"]) for r in clears] == [("remind", "wa:2", t(10, 5))]
@@ -180,10 +180,10 @@ def test_R11_export_then_ingest_gives_the_same_follow_ups_and_timeline(store, tm
 
 def test_R11_the_timeline_shows_set_changed_cleared_and_due(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(10, 30), note="llamar")
-    service.remind(store, "tg:1", now=t(11), due_at=t(12))
-    service.remind(store, "tg:1", now=t(11, 30), due_at=None)
-    service.remind(store, "tg:1", now=t(11, 40), due_at=t(11, 50))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(10, 30), note="llamar")
+    actions.remind(store, "tg:1", now=t(11), due_at=t(12))
+    actions.remind(store, "tg:1", now=t(11, 30), due_at=None)
+    actions.remind(store, "tg:1", now=t(11, 40), due_at=t(11, 50))
     _, entries = service.timeline(store, "tg:1", t(13))
     follow = [(e["at"], e["kind"], e["due_at"]) for e in entries if e["kind"].startswith("follow_up")]
     assert follow == [
@@ -230,7 +230,7 @@ def test_R11_the_pure_status_rule_agrees_with_the_stored_columns():
 
 def test_R11_due_is_red_on_a_terminal_and_plain_without_colour(store):
     ingest(store, answered("tg:1"))
-    service.remind(store, "tg:1", now=t(10), due_at=t(11))
+    actions.remind(store, "tg:1", now=t(10), due_at=t(11))
     queue = service.queue(store, now=t(12))
     coloured = render.queue_output(queue, "simple", times.UTC, True)
     assert "\x1b[31mDUE\x1b[0m" in coloured and "\x1b[31m1 due\x1b[0m" in coloured

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chatcrm import service
+from chatcrm import actions, service
 from chatcrm.errors import NotFound, UsageError
 from chatcrm.rules import idle as idle_rule
 from chatcrm.store import open_store, verify
@@ -115,7 +115,7 @@ def test_on_many_runs_in_one_transaction(store):
     ingest(store, [msg("tg:1", "2026-11-24T09:00:00Z", id="1"), msg("tg:2", "2026-11-24T09:00:00Z", id="2")])
     seen = []
     store.conn.set_trace_callback(seen.append)
-    service.on_many(store, ["tg:1", "tg:2"], lambda ref: service.reply(store, ref, "hola", now=NOW, author="Luis"))
+    actions.on_many(store, ["tg:1", "tg:2"], lambda ref: actions.reply(store, ref, "hola", now=NOW, author="Luis"))
     store.conn.set_trace_callback(None)
     assert sum(1 for s in seen if s.startswith("BEGIN")) == 1 and sum(1 for s in seen if s == "COMMIT") == 1
 
@@ -210,7 +210,7 @@ def test_close_idle_runs_beside_concurrent_writers(tmp_path):
         try:
             for c in range(30):
                 try:
-                    service.reply(store, f"wa:{c}", "¿algo más?", now=t(10, 10), author="Elena")
+                    actions.reply(store, f"wa:{c}", "¿algo más?", now=t(10, 10), author="Elena")
                 except service.Refused:
                     pass  # closed by the other run first
         except Exception as error:  # noqa: BLE001
@@ -238,12 +238,12 @@ def test_a_deal_refused_half_way_leaves_nothing_of_its_own_behind(store):
     ingest(store, [msg("tg:1", "2026-11-24T09:00:00Z", id="1"), msg("tg:2", "2026-11-24T09:00:00Z", id="2")])
 
     def act(ref):
-        outcome = service.reply(store, ref, "hola", now=NOW, author="Luis")
+        outcome = actions.reply(store, ref, "hola", now=NOW, author="Luis")
         if deal(store, ref)["deal_key"] == "tg:2":
             raise service.Refused("refused after writing")
         return outcome
 
-    many = service.on_many(store, ["tg:1", "tg:2"], act, skip_refused=True)
+    many = actions.on_many(store, ["tg:1", "tg:2"], act, skip_refused=True)
     assert [o.deal_id for o in many.outcomes] == [deal(store, "tg:1")["deal_id"]]
     assert [r.deal_id for r in many.skipped] == [deal(store, "tg:2")["deal_id"]]
     assert deal(store, "tg:1")["status"] == "green" and deal(store, "tg:2")["status"] == "unread"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatcrm import service, times
+from chatcrm import actions, times
 from chatcrm.errors import NotFound, Refused, UsageError
 from tests.helpers import chats, close_, deal, ingest, msg, run, write_jsonl
 from tests.helpers import said
@@ -47,10 +47,10 @@ def test_an_assignment_wins_over_the_first_reply_whenever_it_was_imported(store)
 
 def test_the_latest_assignment_wins(store):
     ingest(store, [msg("tg:1", t(0))])
-    service.assign(store, "tg:1", "Marta", now=t(10))
-    service.assign(store, "tg:1", "Elena", now=t(20))
+    actions.assign(store, "tg:1", "Marta", now=t(10))
+    actions.assign(store, "tg:1", "Elena", now=t(20))
     assert responsible(store, "tg:1") == "Elena"
-    outcome = service.assign(store, "tg:1", "Elena", now=t(30))
+    outcome = actions.assign(store, "tg:1", "Elena", now=t(30))
     assert not outcome.changed and "already Elena's" in said(outcome)
 
 
@@ -70,8 +70,8 @@ def test_a_reply_in_a_new_session_makes_its_author_responsible_for_it(store):
 def test_assign_targets_the_open_chat_and_refuses_when_ambiguous(store):
     ingest(store, [msg("tg:1", t(0), deal="D"), msg("wa:2", t(1), deal="D")])
     with pytest.raises(Refused, match="2 open chats"):
-        service.assign(store, "D", "Marta", now=t(5))
-    service.assign(store, "D", "Marta", now=t(5), chat="wa:2")
+        actions.assign(store, "D", "Marta", now=t(5))
+    actions.assign(store, "D", "Marta", now=t(5), chat="wa:2")
     assert [c["responsible"] for c in chats(store, "D")] == [None, "Marta"]
     assert responsible(store, "D") == "Marta"
 
@@ -79,16 +79,16 @@ def test_assign_targets_the_open_chat_and_refuses_when_ambiguous(store):
 def test_assign_refuses_a_time_before_the_chat_opened_and_an_empty_name(store):
     ingest(store, [msg("tg:1", t(30))])
     with pytest.raises(Refused, match="opened later"):
-        service.assign(store, "tg:1", "Marta", now=t(0))
+        actions.assign(store, "tg:1", "Marta", now=t(0))
     with pytest.raises(UsageError):
-        service.assign(store, "tg:1", "  ", now=t(40))
+        actions.assign(store, "tg:1", "  ", now=t(40))
     with pytest.raises(NotFound):
-        service.assign(store, "nope", "Marta", now=t(40))
+        actions.assign(store, "nope", "Marta", now=t(40))
 
 
 def test_assign_on_a_closed_deal_sets_its_latest_chat(store):
     ingest(store, [msg("tg:1", t(0)), close_("tg:1", t(1))])
-    service.assign(store, "tg:1", "Marta", now=t(30))
+    actions.assign(store, "tg:1", "Marta", now=t(30))
     assert responsible(store, "tg:1") == "Marta"
 
 

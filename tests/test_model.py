@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from chatcrm import service
+from chatcrm import actions, service
 from chatcrm.errors import NotFound, Refused
 from chatcrm.store import open_store
 from tests.helpers import ingest
@@ -293,7 +293,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
         deal, now = self.model.deal_key(chat), at(minute)
         predicted = self.model.predict_reply(deal, now)
         self.count += 1
-        target = self._act("reply", predicted, lambda: service.reply(self.store, deal, f"r{self.count}", now=now, author="Luis"))
+        target = self._act("reply", predicted, lambda: actions.reply(self.store, deal, f"r{self.count}", now=now, author="Luis"))
         if target is not None:
             self.model.messages[(target["chat"], f"reply{self.count}")] = (now, "agent")
 
@@ -301,7 +301,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
     def close(self, chat, minute, force):
         deal, now = self.model.deal_key(chat), at(minute)
         target = self._act("close", self.model.predict_close(deal, now, force),
-                           lambda: service.close(self.store, deal, now=now, force=force))
+                           lambda: actions.close(self.store, deal, now=now, force=force))
         if target is not None:
             self.model.closes.add((target["chat"], now))
 
@@ -309,7 +309,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
     def complete(self, chat, minute, force):
         deal, now = self.model.deal_key(chat), at(minute)
         target = self._act("complete", self.model.predict_complete(deal, now, force),
-                           lambda: service.complete(self.store, deal, now=now, force=force))
+                           lambda: actions.complete(self.store, deal, now=now, force=force))
         if target is not None:
             self.model.completes.add((target["chat"], now, target["opened"]))
 
@@ -320,7 +320,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
         due = at(minute + later) if later is not None else None
         predicted = self.model.predict_remind(deal, now, due, note if due else "")
         target = self._act("remind", predicted,
-                           lambda: service.remind(self.store, deal, now=now, due_at=due, note=note if due else ""))
+                           lambda: actions.remind(self.store, deal, now=now, due_at=due, note=note if due else ""))
         if target is not None:
             self.model.reminders.add((target["chat"], now, target["opened"], due or "", note if due else ""))
 

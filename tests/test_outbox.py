@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcrm import importers, service, times
+from chatcrm import actions, importers, service, times
 from chatcrm.importers import ImportOptions
 from chatcrm.rules import delivery
 from chatcrm.sender import SendResult, command_sender, remote_id
@@ -59,8 +59,8 @@ def deliver(store, sender, clock, **kwargs):
 def test_a_reply_on_a_live_chat_is_queued_and_one_on_an_exported_chat_is_not(store):
     live(store, "telegram-getupdates.json")
     ingest(store, [msg("web:1", "2026-11-29T09:00:00Z", id="w1")])
-    queued = service.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
-    plain = service.reply(store, "web:1", "Hola", now=T0, author="Luis")
+    queued = actions.reply(store, "tg:5550001", "Sí, en azul", now=T0, author="Luis")
+    plain = actions.reply(store, "web:1", "Hola", now=T0, author="Luis")
     assert queued.queued == 1 and queued.channel == "telegram" and plain.queued is None
     assert [(e["reply_id"], e["chat_key"], e["client_id"], e["text"], e["state"]) for e in service.outbox(store, now=T0)] == [
         (1, "tg:5550001", "5550001", "Sí, en azul", "waiting")]
@@ -68,8 +68,8 @@ def test_a_reply_on_a_live_chat_is_queued_and_one_on_an_exported_chat_is_not(sto
 
 def test_the_outbox_json_carries_what_a_sender_needs(store):
     live(store, "telegram-business.jsonl", "whatsapp-message.json")
-    service.reply(store, "tg:7770002", "Sí, abrimos", now=T0, author="Luis")
-    service.reply(store, "wa:34600111222", "Confirmado", now=at(1), author="Elena")
+    actions.reply(store, "tg:7770002", "Sí, abrimos", now=T0, author="Luis")
+    actions.reply(store, "wa:34600111222", "Confirmado", now=at(1), author="Elena")
     result = run("outbox", "-f", "json", "--db", store.path)
     assert result.code == 0, result.err
     telegram, whatsapp = result.json()
@@ -82,7 +82,7 @@ def test_the_outbox_json_carries_what_a_sender_needs(store):
 
 def test_a_sent_reply_leaves_the_outbox_with_the_id_the_channel_gave(store):
     live(store, "telegram-getupdates.json")
-    service.reply(store, "tg:5550001", "Sí", now=T0, author="Luis")
+    actions.reply(store, "tg:5550001", "Sí", now=T0, author="Luis")
     report = deliver(store, Sender(SendResult(True, remote_id="777")), Clock(at(5)))
     assert [(e["state"], e["remote_id"], e["tries"]) for e in report.tried] == [("delivered", "777", 1)]
     assert service.outbox(store, now=at(5)) == []
@@ -92,10 +92,10 @@ def test_a_sent_reply_leaves_the_outbox_with_the_id_the_channel_gave(store):
 
 def test_replies_go_in_order_per_chat_and_a_failing_one_holds_back_only_its_own_chat(store):
     live(store, "telegram-getupdates.json", "whatsapp-message.json")
-    service.reply(store, "tg:5550001", "tg 2", now=at(20), author="Luis")
-    service.reply(store, "tg:5550001", "tg 1", now=at(10), author="Luis")  # written later, earlier time
-    service.reply(store, "wa:34600111222", "wa 1", now=at(15), author="Luis")
-    service.reply(store, "wa:34600111222", "wa 2", now=at(25), author="Luis")
+    actions.reply(store, "tg:5550001", "tg 2", now=at(20), author="Luis")
+    actions.reply(store, "tg:5550001", "tg 1", now=at(10), author="Luis")  # written later, earlier time
+    actions.reply(store, "wa:34600111222", "wa 1", now=at(15), author="Luis")
+    actions.reply(store, "wa:34600111222", "wa 2", now=at(25), author="Luis")
     sender = Sender(SendResult(False, error="exit 7: Bad Gateway"))  # the first try fails
     deliver(store, sender, Clock(at(30)))
     assert [e["text"] for e in sender.given] == ["tg 1", "wa 1", "wa 2"]  # tg 2 waits for tg 1
@@ -106,8 +106,8 @@ def test_replies_go_in_order_per_chat_and_a_failing_one_holds_back_only_its_own_
 
 def test_a_failure_is_tried_again_after_the_back_off_and_given_up_after_the_documented_tries(store):
     live(store, "telegram-getupdates.json")
-    service.reply(store, "tg:5550001", "first", now=T0, author="Luis")
-    service.reply(store, "tg:5550001", "second", now=at(1), author="Luis")
+    actions.reply(store, "tg:5550001", "first", now=T0, author="Luis")
+    actions.reply(store, "tg:5550001", "second", now=at(1), author="Luis")
     clock = Clock(at(2))
     failing = Sender(*[SendResult(False, error="exit 22: chat not found")] * 10)
     for n, wait in enumerate(delivery.BACKOFF_SECONDS, start=1):
@@ -130,7 +130,7 @@ def test_the_back_off_schedule():
 
 def test_whatsapp_statuses_mark_a_sent_reply_delivered_then_read_in_any_order(store, tmp_path):
     live(store, "whatsapp-message.json")
-    service.reply(store, "wa:34600111222", "Confirmado", now=T0, author="Luis")
+    actions.reply(store, "wa:34600111222", "Confirmado", now=T0, author="Luis")
     report = deliver(store, Sender(SendResult(True, remote_id=WAMID)), Clock(at(1)))
     assert [e["state"] for e in report.tried] == ["sent"]
     live(store, "whatsapp-statuses.json")
@@ -141,7 +141,7 @@ def test_whatsapp_statuses_mark_a_sent_reply_delivered_then_read_in_any_order(st
 
     second = open_store(tmp_path / "second.db")
     live(second, "whatsapp-statuses.json", "whatsapp-message.json")
-    service.reply(second, "wa:34600111222", "Confirmado", now=T0, author="Luis")
+    actions.reply(second, "wa:34600111222", "Confirmado", now=T0, author="Luis")
     deliver(second, Sender(SendResult(True, remote_id=WAMID)), Clock(at(1)))
     assert [e["state"] for e in service.outbox(second, now=at(2), everything=True)] == ["read"]
     second.close()
@@ -150,8 +150,8 @@ def test_whatsapp_statuses_mark_a_sent_reply_delivered_then_read_in_any_order(st
 
 def test_the_timeline_shows_each_replys_delivery_state(store):
     live(store, "whatsapp-message.json")
-    service.reply(store, "wa:34600111222", "uno", now=T0, author="Luis")
-    service.reply(store, "wa:34600111222", "dos", now=at(1), author="Luis")
+    actions.reply(store, "wa:34600111222", "uno", now=T0, author="Luis")
+    actions.reply(store, "wa:34600111222", "dos", now=at(1), author="Luis")
     deliver(store, Sender(SendResult(True, remote_id=WAMID), SendResult(False, error="exit 1: down")), Clock(at(2)))
     live(store, "whatsapp-statuses.json")
     entries = service.timeline(store, "wa:34600111222", now=at(3))[1]

@@ -6,7 +6,7 @@ from an index range, never the whole deals table."""
 
 import re
 
-from chatcrm import service
+from chatcrm import actions, service
 from tests.helpers import close_, ingest, msg
 
 
@@ -46,18 +46,18 @@ def test_everyday_commands_use_indexes_only(store):
     records += [close_("wa:199", "2026-11-24T09:30:00Z")]
     ingest(store, records)
     now = "2026-11-24T12:00:00Z"
-    actions = {
+    commands = {
         "list": lambda: service.queue(store, now=now, limit=50),
         "list --agent --sla": lambda: service.queue(store, now=now, limit=50, agent="Luis", sla_seconds=900),
         **{f"list --status {status}": lambda status=status: service.queue(store, now=now, status=status)
            for status in ("unread", "due", "green", "pending", "grey")},
         "list --status due --agent": lambda: service.queue(store, now=now, status="due", agent="Luis"),
-        "remind": lambda: service.remind(store, "wa:9", now=now, due_at="2026-11-25T09:00:00Z"),
-        "remind --clear": lambda: service.remind(store, "wa:9", now="2026-11-24T12:01:00Z", due_at=None),
-        "assign": lambda: service.assign(store, "wa:8", "Marta", now=now),
-        "reply": lambda: service.reply(store, "wa:5", "hola", now=now, author="Luis"),
-        "close": lambda: service.close(store, "wa:5", now=now),
-        "complete": lambda: service.complete(store, "wa:6", now=now, force=True),
+        "remind": lambda: actions.remind(store, "wa:9", now=now, due_at="2026-11-25T09:00:00Z"),
+        "remind --clear": lambda: actions.remind(store, "wa:9", now="2026-11-24T12:01:00Z", due_at=None),
+        "assign": lambda: actions.assign(store, "wa:8", "Marta", now=now),
+        "reply": lambda: actions.reply(store, "wa:5", "hola", now=now, author="Luis"),
+        "close": lambda: actions.close(store, "wa:5", now=now),
+        "complete": lambda: actions.complete(store, "wa:6", now=now, force=True),
         "timeline": lambda: service.timeline(store, "wa:7"),
         "timeline with follow-ups": lambda: service.timeline(store, "wa:3", now),
     }
@@ -68,10 +68,10 @@ def test_everyday_commands_use_indexes_only(store):
         "search with filters": lambda: service.search(store, "hello", now=now, agent="Luis", status="unread",
                                                       channel="whatsapp", since="2026-11-24", deal="wa:9"),
         "close --idle": lambda: service.close_idle(store, idle_seconds=3600, now="2026-11-25T12:00:00Z"),
-        "many deals": lambda: service.on_many(store, ["wa:10", "wa:11"],
-                                              lambda ref: service.close(store, ref, now=now, force=True)),
+        "many deals": lambda: actions.on_many(store, ["wa:10", "wa:11"],
+                                              lambda ref: actions.close(store, ref, now=now, force=True)),
     }
-    for name, action in [*actions.items(), *focused.items()]:
+    for name, action in [*commands.items(), *focused.items()]:
         statements = statements_of(store, action)
         assert statements, name
         assert full_scans(store, statements, also_states=name in focused) == [], name

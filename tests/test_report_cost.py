@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcrm import bench, service, stats, times
+from chatcrm import actions, bench, service, stats, times
 from chatcrm.store import open_store, verify
 from chatcrm.store.facts import sessions_by_chat_key
 from tests.helpers import close_, ingest, msg, run
@@ -74,10 +74,10 @@ def year(tmp_path_factory):
     store = open_store(tmp_path / "year.db")
     assert run("ingest", "--db", store.path, path).code == 0
     deals = [row[0] for row in store.conn.execute("SELECT deal_id FROM queue WHERE status = 'unread' LIMIT 6")]
-    service.reply(store, str(deals[0]), "Lo miro", now=NOW, author="Marta")
-    service.close(store, str(deals[1]), now=NOW, force=True)
-    service.complete(store, str(deals[2]), now=NOW, force=True)
-    service.assign(store, str(deals[3]), "Marta", now=NOW)
+    actions.reply(store, str(deals[0]), "Lo miro", now=NOW, author="Marta")
+    actions.close(store, str(deals[1]), now=NOW, force=True)
+    actions.complete(store, str(deals[2]), now=NOW, force=True)
+    actions.assign(store, str(deals[3]), "Marta", now=NOW)
     yield store
     store.close()
 

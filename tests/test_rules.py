@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatcrm import service
+from chatcrm import actions, service
 from chatcrm.errors import NotFound, Refused
 from tests.helpers import chats, close_, complete_, deal, ingest, msg
 from chatcrm.store import queries
@@ -74,7 +74,7 @@ def test_R2_a_deals_waiting_since_is_the_earliest_of_its_unread_sessions(store):
 
 def test_R3_a_reply_makes_the_session_read_and_the_deal_keeps_a_green_counter(store):
     ingest(store, [msg("tg:1", t(15))])
-    service.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
+    actions.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
     d = deal(store, "tg:1")
     assert d["status"] == "green"
     assert d["waiting_since"] is None
@@ -89,7 +89,7 @@ def test_R3_an_imported_agent_message_also_makes_it_read(store):
 def test_R3_reply_needs_an_open_chat(store):
     ingest(store, [msg("tg:1", t(15)), close_("tg:1", t(16))])
     with pytest.raises(Refused, match="no open chat"):
-        service.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
+        actions.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
 
 
 # --------------------------------------------------------------------- R4
@@ -97,7 +97,7 @@ def test_R3_reply_needs_an_open_chat(store):
 
 def test_R4_the_client_writes_again_and_the_deal_is_unread_again(store):
     ingest(store, [msg("tg:1", t(15))])
-    service.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
+    actions.reply(store, "tg:1", "Hola", now=t(20), author="Luis")
     ingest(store, [msg("tg:1", t(25), text="¿Y en talla L?")])
     d = deal(store, "tg:1")
     assert d["status"] == "unread"
@@ -110,7 +110,7 @@ def test_R4_the_client_writes_again_and_the_deal_is_unread_again(store):
 
 def test_R5_close_sets_closed_at_and_the_activity_stays_active(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent")])
-    outcome = service.close(store, "tg:1", now=t(40))
+    outcome = actions.close(store, "tg:1", now=t(40))
     [chat] = chats(store, "tg:1")
     assert outcome.changed
     assert chat["closed_at"] == t(40)
@@ -135,9 +135,9 @@ def test_R5_a_closed_session_is_never_unread(store):
 def test_R5_close_refuses_while_the_client_waits_unless_forced(store):
     ingest(store, [msg("tg:1", t(15))])
     with pytest.raises(Refused, match="waiting since"):
-        service.close(store, "tg:1", now=t(40))
+        actions.close(store, "tg:1", now=t(40))
     assert chats(store, "tg:1")[0]["closed_at"] is None
-    service.close(store, "tg:1", now=t(40), force=True)
+    actions.close(store, "tg:1", now=t(40), force=True)
     assert chats(store, "tg:1")[0]["closed_at"] == t(40)
 
 
@@ -151,7 +151,7 @@ def test_R5_a_close_with_no_open_session_changes_nothing(store):
     ingest(store, [close_("tg:1", t(10)), msg("tg:1", t(15)), msg("tg:1", t(16), "agent"), close_("tg:1", t(20)), close_("tg:1", t(30))])
     [chat] = chats(store, "tg:1")
     assert chat["opened_at"] == t(15) and chat["closed_at"] == t(20)
-    outcome = service.close(store, "tg:1", now=t(50))
+    outcome = actions.close(store, "tg:1", now=t(50))
     assert not outcome.changed and "nothing to close" in said(outcome)
 
 
@@ -175,7 +175,7 @@ def test_R6_a_message_after_close_opens_a_new_session_and_activity_on_the_same_d
 
 def test_R7_complete_sets_completed_at_and_the_deal_turns_grey(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent"), close_("tg:1", t(40))])
-    service.complete(store, "tg:1", now=t(41))
+    actions.complete(store, "tg:1", now=t(41))
     [chat] = chats(store, "tg:1")
     assert chat["completed_at"] == t(41)
     assert deal(store, "tg:1")["status"] == "grey"
@@ -183,7 +183,7 @@ def test_R7_complete_sets_completed_at_and_the_deal_turns_grey(store):
 
 def test_R7_completing_an_open_session_closes_it_at_the_same_moment(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent")])
-    outcome = service.complete(store, "tg:1", now=t(30))
+    outcome = actions.complete(store, "tg:1", now=t(30))
     [chat] = chats(store, "tg:1")
     assert chat["closed_at"] == t(30) and chat["completed_at"] == t(30)
     assert "closed its chat" in said(outcome)
@@ -192,15 +192,15 @@ def test_R7_completing_an_open_session_closes_it_at_the_same_moment(store):
 def test_R7_complete_refuses_while_the_client_waits_unless_forced(store):
     ingest(store, [msg("tg:1", t(15))])
     with pytest.raises(Refused, match="waiting since"):
-        service.complete(store, "tg:1", now=t(30))
+        actions.complete(store, "tg:1", now=t(30))
     assert chats(store, "tg:1")[0]["completed_at"] is None
-    service.complete(store, "tg:1", now=t(30), force=True)
+    actions.complete(store, "tg:1", now=t(30), force=True)
     assert deal(store, "tg:1")["status"] == "grey"
 
 
 def test_R7_close_with_complete_does_both_in_one_step(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent")])
-    service.close(store, "tg:1", now=t(30), complete=True)
+    actions.close(store, "tg:1", now=t(30), complete=True)
     [chat] = chats(store, "tg:1")
     assert (chat["closed_at"], chat["completed_at"]) == (t(30), t(30))
 
@@ -221,11 +221,11 @@ def test_R7_an_imported_complete_completes_the_latest_session_opened_at_or_befor
 
 def test_R7_completing_twice_or_closing_a_closed_chat_changes_nothing_and_says_so(store):
     ingest(store, [msg("tg:1", t(15)), msg("tg:1", t(16), "agent")])
-    service.complete(store, "tg:1", now=t(30))
+    actions.complete(store, "tg:1", now=t(30))
     [chat] = chats(store, "tg:1")
-    again = service.complete(store, "tg:1", now=t(35), activity=str(chat["activity_id"]))
+    again = actions.complete(store, "tg:1", now=t(35), activity=str(chat["activity_id"]))
     assert not again.changed and "already completed" in said(again)
-    closed = service.close(store, "tg:1", now=t(36), chat=str(chat["chat_id"]))
+    closed = actions.close(store, "tg:1", now=t(36), chat=str(chat["chat_id"]))
     assert not closed.changed and "already closed" in said(closed)
     assert chats(store, "tg:1")[0]["completed_at"] == t(30)
 
@@ -234,8 +234,8 @@ def test_R7_complete_names_an_older_activity_without_touching_the_open_session(s
     ingest(store, [msg("tg:1", t(1)), msg("tg:1", t(2), "agent"), close_("tg:1", t(3)), msg("tg:1", t(10))])
     first, second = chats(store, "tg:1")
     with pytest.raises(Refused, match="2 active activities"):
-        service.complete(store, "tg:1", now=t(20))
-    service.complete(store, "tg:1", now=t(20), activity=str(first["activity_id"]))
+        actions.complete(store, "tg:1", now=t(20))
+    actions.complete(store, "tg:1", now=t(20), activity=str(first["activity_id"]))
     first, second = chats(store, "tg:1")
     assert first["completed_at"] == t(20)
     assert second["closed_at"] is None and second["completed_at"] is None
@@ -245,7 +245,7 @@ def test_R7_complete_names_an_older_activity_without_touching_the_open_session(s
 def test_R7_an_unknown_activity_is_not_found(store):
     ingest(store, [msg("tg:1", t(1))])
     with pytest.raises(NotFound):
-        service.complete(store, "tg:1", now=t(20), activity="999")
+        actions.complete(store, "tg:1", now=t(20), activity="999")
 
 
 # --------------------------------------------------------------------- R8

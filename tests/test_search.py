@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from chatcrm import service
+from chatcrm import actions, service
 from chatcrm.errors import NotFound, UsageError
 from chatcrm.store import open_store, verify
 from tests.helpers import FIXTURES, ingest, msg, run, write_jsonl
@@ -104,7 +104,7 @@ def test_bad_filters_and_queries_are_usage_errors(day):
 
 
 def test_a_reply_is_found_at_once(day):
-    service.reply(day, "3", "Tu número de seguimiento es ZX9001", now=NOW, author="Luis")
+    actions.reply(day, "3", "Tu número de seguimiento es ZX9001", now=NOW, author="Luis")
     assert found(day, "zx9001") == [("message", 3, "Tu número de seguimiento es ZX9001")]
     assert verify.check(day) == []
 
@@ -123,7 +123,7 @@ def test_a_refused_import_leaves_the_index_and_its_triggers_as_they_were(day, tm
     bad = [msg(f"wa:9{n}", t(n, 10), text=f"lote {n}", id=f"l{n}") for n in range(8)] + [{"chat": "x"}]
     result = run("ingest", "--db", day.path, write_jsonl(tmp_path / "bad.jsonl", bad))
     assert result.code == 5 and found(day, "lote") == before == []
-    service.reply(day, "3", "lote nuevo", now=NOW, author="Luis")
+    actions.reply(day, "3", "lote nuevo", now=NOW, author="Luis")
     assert found(day, "lote") == [("message", 3, "lote nuevo")]
 
 
