@@ -129,3 +129,19 @@ def test_stats_without_unixepoch_are_the_same(year, monkeypatch):
 
 
 NOW = "2025-11-30T00:00:00Z"
+
+
+def test_sessions_opening_at_one_instant_across_blocks_each_get_their_chat_and_activity(store, monkeypatch):
+    """The openings are merged beside the facts a block at a time: a block that ends
+    inside an instant leaves that instant's openings to the next block."""
+    at = "2026-11-24T09:00:00Z"
+    ingest(store, [msg("wa:1", at, text="a"), msg("wa:2", at, text="b"), msg("wa:3", at, text="c"),
+                   msg("wa:1", "2026-11-24T09:05:00Z", "agent", author="Luis")])
+    whole = list(service.export(store))
+    monkeypatch.setattr(facts, "FACTS_PER_READ", 1)
+    assert list(service.export(store)) == whole
+    opened = {r["chat"]: (r["chat_id"], r["activity_id"]) for r in whole if "chat_id" in r}
+    stored = dict(store.conn.execute(
+        "SELECT c.chat_key, c.id FROM chats c").fetchall())
+    assert {key: ids[0] for key, ids in opened.items()} == stored and len(stored) == 3
+    assert all(ids[1] is not None for ids in opened.values())

@@ -7,6 +7,7 @@ holds which deal each chat key belongs to and what its events said of the client
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from itertools import groupby
 from typing import Iterator, NamedTuple
 
@@ -57,8 +58,9 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
 
     The facts are read table by table in one sorted pass (one deal's through its chat
     keys and each fact table's index on its chat key, so that they cost that deal's facts,
-    not the database's), a message with the session it opens, a block of FACTS_PER_READ
-    at a time. Each fact's chat key and deal come from the chat keys seen lately (facts
+    not the database's), a block of FACTS_PER_READ at a time; a message that opens a
+    session is given its chat and activity from the sessions read in the order of their
+    openings beside it. Each fact's chat key and deal come from the chat keys seen lately (facts
     in time order come in bursts of one conversation), kept in memory bounded by
     PROFILES_KEPT; those a block lacks are looked up in one statement, instead of two
     lookups a fact inside the sort."""
@@ -73,10 +75,8 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
     rows = conn.execute(
         f"""
         SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, m.text, NULL, NULL, NULL, NULL,
-               c.id, a.id, {FACT_RANK['message']}, m.seq, m.id
-        FROM messages m{whole}
-        LEFT JOIN chats c ON c.chat_key = m.chat_key AND c.opened_at = m.sent_at
-        LEFT JOIN activities a ON a.chat_id = c.id{keys.format('m.')}
+               NULL, NULL, {FACT_RANK['message']}, m.seq, m.id
+        FROM messages m{whole}{keys.format('m.')}
         UNION ALL
         SELECT kind, at, chat_key, NULL, NULL, NULL, NULL, session, NULL, NULL, NULL, NULL, NULL, {rank_sql('kind')},
                0, id
@@ -94,8 +94,31 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
         params,
     )
 
+    # The sessions in the order of their openings, to give each the message that opens it
+    # (a merge of two time-ordered streams, instead of a lookup a message inside the sort).
+    openings = conn.execute(
+        "SELECT c.opened_at, c.chat_key, c.id, a.id FROM chats c LEFT JOIN activities a ON a.chat_id = c.id"
+        + (" WHERE c.chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)" if deal_id is not None else "")
+        + " ORDER BY c.opened_at",
+        [deal_id] if deal_id is not None else [],
+    )
+    next_opening = openings.fetchone()
+    opening: dict[tuple, tuple] = {}  # (chat key, opened at) -> (chat id, activity id), of the block's instants
     profiles: dict[str, tuple] = {}
     while block := rows.fetchmany(FACTS_PER_READ):
+        first, last = block[0][1], block[-1][1]
+        if opening:
+            opening = {at: ids for at, ids in opening.items() if at[1] >= first}
+        while next_opening is not None and next_opening[0] <= last:
+            opening[(next_opening[1], next_opening[0])] = next_opening[2:]
+            next_opening = openings.fetchone()
+        if opening:
+            ats = [row[1] for row in block]
+            for (key, at), ids in opening.items():
+                for i in range(bisect_left(ats, at), bisect_right(ats, at)):
+                    row = block[i]
+                    if row[2] == key and row[0] == "message":
+                        block[i] = (*row[:11], *ids, *row[13:])
         keys = [row[2] for row in block]
         if len(profiles) > PROFILES_KEPT:
             profiles = {key: profiles[key] for key in set(keys) if key in profiles}
