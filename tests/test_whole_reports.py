@@ -145,3 +145,60 @@ def test_sessions_opening_at_one_instant_across_blocks_each_get_their_chat_and_a
         "SELECT c.chat_key, c.id FROM chats c").fetchall())
     assert {key: ids[0] for key, ids in opened.items()} == stored and len(stored) == 3
     assert all(ids[1] is not None for ids in opened.values())
+
+
+# ------------------------------------------------------------------ chats.channel (m010)
+
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from chatcrm.store import verify  # noqa: E402
+
+OLD_M002 = Path(__file__).parent / "fixtures" / "schema-m002.db"
+
+
+def stored_channels(store) -> list[tuple]:
+    return store.conn.execute(
+        "SELECT c.chat_key, c.channel, k.channel FROM chats c JOIN chat_keys k ON k.key = c.chat_key ORDER BY c.id"
+    ).fetchall()
+
+
+def test_an_upgrade_gives_every_session_its_chat_keys_channel(tmp_path):
+    path = tmp_path / "m002.db"
+    shutil.copyfile(OLD_M002, path)
+    store = open_store(path)
+    try:
+        rows = stored_channels(store)
+        assert rows and all(channel == key_channel != "" for _, channel, key_channel in rows)
+        assert verify.check(store) == []
+    finally:
+        store.close()
+
+
+def test_a_session_follows_its_chat_keys_channel_when_an_earlier_event_names_another(store):
+    """The earliest naming of a chat key wins (rules/naming.py); its sessions' stored
+    channel, and the stats per channel, follow it."""
+    ingest(store, [msg("x:1", "2026-11-24T10:00:00Z", channel="telegram")])
+    assert [row[1:] for row in stored_channels(store)] == [("telegram", "telegram")]
+    ingest(store, [msg("x:1", "2026-11-24T09:00:00Z", channel="whatsapp")])
+    assert [row[1:] for row in stored_channels(store)] == [("whatsapp", "whatsapp")]
+    # an earlier close names the chat key too, and changes nothing else of the session
+    ingest(store, [close_("x:1", "2026-11-24T08:00:00Z", channel="web")])
+    assert [row[1:] for row in stored_channels(store)] == [("web", "web")]
+    assert set(stats.compute(store, now="2026-11-24T12:00:00Z").as_dict()["by_channel"]) == {"web"}
+    assert verify.check(store) == []
+
+
+def test_check_names_a_session_whose_stored_channel_is_not_its_chat_keys(tmp_path):
+    db = tmp_path / "c.db"
+    store = open_store(db)
+    ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z", channel="whatsapp")])
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE chats SET channel = 'telegram'")
+    conn.commit()
+    conn.close()
+    bad = run("check", "--db", db)
+    assert bad.code == 6
+    assert "channel is 'telegram', the facts give 'whatsapp'" in bad.out

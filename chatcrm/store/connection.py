@@ -32,6 +32,7 @@ SCHEMA = (
     "m007_follow_ups",
     "m008_live_channels",
     "m009_change_log",
+    "m010_chat_channels",
 )
 
 

@@ -38,6 +38,7 @@ class StoredChat(NamedTuple):
     completed_at: str | None
     follow_up_at: str | None
     follow_up_note: str
+    channel: str  # the chat key's, stored beside the session
 
     @property
     def values(self) -> tuple:
@@ -101,14 +102,14 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         map(StoredChat._make, conn.execute(
             "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
             "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
-            "a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note "
+            "a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note, c.channel "
             "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
             "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
         )),
         key=lambda r: r.chat_key,
     )
     keys = conn.execute(
-        "SELECT t.v, k.deal_id FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
+        "SELECT t.v, k.deal_id, k.channel FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
     ).fetchall()
     stored_waits = Peek(groupby(
         conn.execute(
@@ -126,7 +127,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     activity_updates: list[tuple] = []
     deletes: list[tuple] = []
     deals: set[int] = set()
-    for key, deal_id in keys:
+    for key, deal_id, channel in keys:
         deals.add(deal_id)
         sessions = derive_key(key)
         existing = list(next_stored.take(key))
@@ -136,13 +137,13 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         for session, row in _match_sessions(sessions, existing, deletes):
             values = _chat_values(session)
             if row is None:
-                inserts.append((session.opened_at, key, deal_id, values, session))
+                inserts.append((session.opened_at, key, deal_id, values, session, channel))
                 continue
             if waits_of.get(row.id, []) != [tuple(w) for w in session.waits]:
                 wait_deletes.append((row.id,))
                 wait_rows.extend((row.id, *w) for w in session.waits)
-            if row.values != values:
-                updates.append((*values, row.id))
+            if row.values != values or row.channel != channel:
+                updates.append((*values, channel, row.id))
             activity = _activity_values(session)
             if (row.activity_created_at, row.completed_at, row.follow_up_at, row.follow_up_note) != activity:
                 activity_updates.append((*activity, row.activity_id))
@@ -151,7 +152,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
     conn.executemany(
         "UPDATE chats SET opened_at = ?, opened_by = ?, closed_at = ?, waiting_since = ?, "
-        "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ?, responsible = ? "
+        "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ?, responsible = ?, channel = ? "
         "WHERE id = ?",
         updates,
     )
@@ -165,14 +166,14 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         chat_ids = allocate(store, "chats", [w[0] for w in wanted])
         activity_ids = allocate(store, "activities", [w[1] for w in wanted])
         chat_rows, activity_rows = [], []
-        for chat_id, activity_id, (_, key, deal_id, values, session) in zip(chat_ids, activity_ids, inserts):
-            chat_rows.append((chat_id, key, deal_id, *values))
+        for chat_id, activity_id, (_, key, deal_id, values, session, channel) in zip(chat_ids, activity_ids, inserts):
+            chat_rows.append((chat_id, key, deal_id, *values, channel))
             activity_rows.append((activity_id, chat_id, deal_id, *_activity_values(session)))
             wait_rows.extend((chat_id, *w) for w in session.waits)
         conn.executemany(
             "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
-            "first_response_at, last_message_id, last_message_at, messages, responsible) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "first_response_at, last_message_id, last_message_at, messages, responsible, channel) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             chat_rows,
         )
         conn.executemany(

@@ -226,8 +226,7 @@ def _period(column: str, since: str | None, until: str | None) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-# A figure's chat key's channel through the covering index (SQLite would read the row).
-_CHANNEL = "JOIN chat_keys k INDEXED BY chat_keys_channel ON k.key = c.chat_key"
+# A figure's channel is its session's (`chats.channel`, its chat key's stored beside it).
 # The figures come grouped by channel and employee, each group's durations listed as a
 # JSON array of seconds (NULL for none; group_concat skips NULLs): one row a group, not
 # one a figure.
@@ -243,7 +242,7 @@ def stats_sessions(store: Store, since: str | None, until: str | None):
     answered = "c.opened_by = 'client' AND c.first_response_at IS NOT NULL"
     return store.conn.execute(
         f"""
-        SELECT k.channel,
+        SELECT c.channel,
                CASE WHEN {answered} THEN
                    (SELECT w.answered_by FROM waits w WHERE w.chat_id = c.id AND w.answered_by <> ''
                     ORDER BY w.started_at LIMIT 1)
@@ -252,7 +251,7 @@ def stats_sessions(store: Store, since: str | None, until: str | None):
                {_LIST.format(f"CASE WHEN {answered} THEN {_SECONDS.format('c.first_response_at')} - "
                              f"{_SECONDS.format('c.opened_at')} END")},
                {_LIST.format(f"{_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')}")}
-        FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND (c.closed_at IS NOT NULL OR {answered})
+        FROM chats c{where or ' WHERE 1'} AND (c.closed_at IS NOT NULL OR {answered})
         GROUP BY 1, 2, 3
         """,
         params,
@@ -271,10 +270,10 @@ def stats_waits(store: Store, since: str | None, until: str | None, now_epoch: i
     where, params = _period("w.started_at", since, until)
     return store.conn.execute(
         f"""
-        SELECT k.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
+        SELECT c.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
                {_LIST.format(f"coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')}")},
                count(*) - count(w.answered_by)
-        FROM waits w JOIN chats c ON c.id = w.chat_id {_CHANNEL}{where}
+        FROM waits w JOIN chats c ON c.id = w.chat_id{where}
         GROUP BY 1, 2
         """,
         [now_epoch, *params],

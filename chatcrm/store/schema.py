@@ -508,3 +508,12 @@ def m009_change_log(db) -> None:
         "first_at) SELECT 1, key, channel, channel_at, contact, contact_at, title, title_at, first_at "
         "FROM chat_keys ORDER BY key"
     )
+
+
+@migrations()
+def m010_chat_channels(db) -> None:
+    """Each session's channel beside it (its chat key's, derived like the rest of `chats`
+    and compared by `check`): `stats` groups its figures by channel without looking up a
+    chat key for each of them. `open_store` derives it after applying this migration, as
+    after any."""
+    db.execute("ALTER TABLE chats ADD COLUMN channel TEXT NOT NULL DEFAULT ''")
