@@ -202,3 +202,24 @@ def test_check_names_a_session_whose_stored_channel_is_not_its_chat_keys(tmp_pat
     bad = run("check", "--db", db)
     assert bad.code == 6
     assert "channel is 'telegram', the facts give 'whatsapp'" in bad.out
+
+
+def test_undoing_the_import_that_named_a_chat_key_gives_its_sessions_the_channel_named_before(tmp_path):
+    db = tmp_path / "u.db"
+    first = tmp_path / "a.jsonl"
+    first.write_text(json.dumps(msg("x:1", "2026-11-24T10:00:00Z", channel="telegram")) + "\n", encoding="utf-8")
+    earlier = tmp_path / "b.jsonl"
+    earlier.write_text(json.dumps(close_("x:1", "2026-11-24T08:00:00Z", channel="web")) + "\n", encoding="utf-8")
+    assert run("ingest", "--db", db, first).code == 0 and run("ingest", "--db", db, earlier).code == 0
+    store = open_store(db)
+    try:
+        assert [row[1:] for row in stored_channels(store)] == [("web", "web")]
+    finally:
+        store.close()
+    assert run("undo", "--db", db, "2").code == 0
+    store = open_store(db)
+    try:
+        assert [row[1:] for row in stored_channels(store)] == [("telegram", "telegram")]
+        assert verify.check(store) == []
+    finally:
+        store.close()

@@ -38,7 +38,6 @@ class StoredChat(NamedTuple):
     completed_at: str | None
     follow_up_at: str | None
     follow_up_note: str
-    channel: str  # the chat key's, stored beside the session
 
     @property
     def values(self) -> tuple:
@@ -102,14 +101,14 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         map(StoredChat._make, conn.execute(
             "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
             "c.first_response_at, c.last_message_id, c.last_message_at, c.messages, c.responsible, "
-            "a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note, c.channel "
+            "a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note "
             "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
             "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
         )),
         key=lambda r: r.chat_key,
     )
     keys = conn.execute(
-        "SELECT t.v, k.deal_id, k.channel FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
+        "SELECT t.v, k.deal_id FROM temp.touched_keys t CROSS JOIN chat_keys k ON k.key = t.v ORDER BY t.v"
     ).fetchall()
     stored_waits = Peek(groupby(
         conn.execute(
@@ -127,7 +126,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     activity_updates: list[tuple] = []
     deletes: list[tuple] = []
     deals: set[int] = set()
-    for key, deal_id, channel in keys:
+    for key, deal_id in keys:
         deals.add(deal_id)
         sessions = derive_key(key)
         existing = list(next_stored.take(key))
@@ -137,13 +136,13 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         for session, row in _match_sessions(sessions, existing, deletes):
             values = _chat_values(session)
             if row is None:
-                inserts.append((session.opened_at, key, deal_id, values, session, channel))
+                inserts.append((session.opened_at, key, deal_id, values, session))
                 continue
             if waits_of.get(row.id, []) != [tuple(w) for w in session.waits]:
                 wait_deletes.append((row.id,))
                 wait_rows.extend((row.id, *w) for w in session.waits)
-            if row.values != values or row.channel != channel:
-                updates.append((*values, channel, row.id))
+            if row.values != values:
+                updates.append((*values, row.id))
             activity = _activity_values(session)
             if (row.activity_created_at, row.completed_at, row.follow_up_at, row.follow_up_note) != activity:
                 activity_updates.append((*activity, row.activity_id))
@@ -152,7 +151,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
     conn.executemany(
         "UPDATE chats SET opened_at = ?, opened_by = ?, closed_at = ?, waiting_since = ?, "
-        "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ?, responsible = ?, channel = ? "
+        "first_response_at = ?, last_message_id = ?, last_message_at = ?, messages = ?, responsible = ? "
         "WHERE id = ?",
         updates,
     )
@@ -166,14 +165,14 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         chat_ids = allocate(store, "chats", [w[0] for w in wanted])
         activity_ids = allocate(store, "activities", [w[1] for w in wanted])
         chat_rows, activity_rows = [], []
-        for chat_id, activity_id, (_, key, deal_id, values, session, channel) in zip(chat_ids, activity_ids, inserts):
-            chat_rows.append((chat_id, key, deal_id, *values, channel))
+        for chat_id, activity_id, (_, key, deal_id, values, session) in zip(chat_ids, activity_ids, inserts):
+            chat_rows.append((chat_id, key, deal_id, *values))
             activity_rows.append((activity_id, chat_id, deal_id, *_activity_values(session)))
             wait_rows.extend((chat_id, *w) for w in session.waits)
         conn.executemany(
             "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
-            "first_response_at, last_message_id, last_message_at, messages, responsible, channel) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "first_response_at, last_message_id, last_message_at, messages, responsible) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             chat_rows,
         )
         conn.executemany(
@@ -186,8 +185,12 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     return deals
 
 
+_KEY_CHANNEL = "(SELECT k.channel FROM chat_keys k WHERE k.key = chats.chat_key)"
+
+
 def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, str] | None = None) -> None:
-    """Re-derive the deals' contact, title, created-at, status and queue place.
+    """Re-derive the deals' contact, title, created-at, status and queue place, and
+    their sessions' channel.
 
     `new_deals` ({id: key}) are deals an import has bound chats to but not yet
     written: they are inserted whole, once.
@@ -195,6 +198,12 @@ def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, st
     new_deals = new_deals or {}
     fill_temp(store, "touched_deals", "INTEGER", deal_ids)
     conn = store.conn
+    # A session's channel is its chat key's, as named once every change is applied (an
+    # import's naming, or an undo's naming anew), like the deal's contact and title.
+    conn.execute(
+        f"UPDATE chats SET channel = {_KEY_CHANNEL} "
+        f"WHERE deal_id IN (SELECT v FROM temp.touched_deals) AND channel IS NOT {_KEY_CHANNEL}"
+    )
     chats = groupby(
         conn.execute(
             "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "
