@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatcrm import times
-from chatcrm.errors import NotFound, Refused, UsageError
+from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
 from chatcrm.store import outbox as outbox_store
@@ -154,6 +154,8 @@ def reply(store: Store, deal_ref: str, text: str | None, *, now: str, author: st
             from chatcrm.settings import fill
 
             text = fill(template, contact=deal["contact"], deal=deal["deal_key"], agent=author)
+        if "\x00" in text:
+            raise InvalidInput("the reply text holds a NUL character, which no channel carries")
         if target is None:
             raise Refused(f"deal {deal['deal_id']} has no open chat to reply to")
         if target["closed_at"] is not None:

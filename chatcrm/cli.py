@@ -403,7 +403,12 @@ def _deal_refs(args: list[str]) -> list[str]:
         return args
     if len(args) > 1:
         raise UsageError("- reads the deals from stdin: give it alone, without other deals")
-    return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    text = _stdin_text("-", limit=_DEALS_ON_STDIN, what_for="deals")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+_DEALS_ON_STDIN = 64 << 20  # bytes: some millions of deal ids
+_REPLY_ON_STDIN = 4 << 20  # bytes: a reply's text, as long as an imported message may be (1 Mi characters)
 
 
 def _on_deals(store, refs: list[str], one, act, skip_refused: bool, zone, options: dict | None = None) -> None:
@@ -496,10 +501,14 @@ def _stdin(what: str):
     return stream
 
 
-def _stdin_text() -> str:
+def _stdin_text(what: str = "reply -", *, limit: int | None = None, what_for: str = "text") -> str:
+    """stdin as UTF-8 text, refused (exit 5) when it is not, or longer than `limit` bytes."""
     from chatcrm.errors import InvalidInput
 
-    data = _stdin("reply -").read()
+    limit = limit if limit is not None else _REPLY_ON_STDIN
+    data = _stdin(what).read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"<stdin>: more than {limit >> 20} MiB of {what_for}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -934,7 +943,8 @@ def export(
         else:
             from chatcrm.output import write_to
 
-            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)))
+            count = write_to(output, lambda stream: render.write_events(records, fmt, stream, _terminal(stream)),
+                             database=_db_path(db))
     where = "stdout" if output in (None, "-") else render.safe(output, single_line=True)
     typer.echo(f"exported {count} event(s) to {where}", err=True)
 
@@ -957,7 +967,7 @@ def changes(
     fmt = render.check_format(fmt)
     display = _display_zone(tz)
     rows = service.change_log(_store(db, read_only=True), limit)
-    sys.stdout.write(render.changes_output(rows, fmt, display))
+    sys.stdout.write(render.changes_output(rows, fmt, display, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm undo 2', 'chatcrm changes --limit 1 && chatcrm undo 7'))
@@ -1004,7 +1014,7 @@ def config_(fmt: Format = None) -> None:
             rows.append((f"views.{name}.{key}", str(setting.value), setting.source))
     for name, text in sorted(settings.replies.items()):
         rows.append((f"replies.{name}.text", text.value, text.source))
-    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt))
+    sys.stdout.write(render.settings_output([Setting(*r[1:]) for r in rows], [r[0] for r in rows], fmt, _terminal()))
 
 
 @app.command(epilog=_examples('chatcrm check', 'chatcrm check --db fixture.db'))
@@ -1083,9 +1093,7 @@ def deliver(
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     store = _store(db)
     report = service.deliver(store, command_sender(command, seconds), clock=_clock, owner=owner,
-                             timeout=seconds, limit=limit)
-    for entry in report.tried:
-        typer.echo(render.delivery_line(entry))
+                             timeout=seconds, limit=limit, tried=lambda entry: typer.echo(render.delivery_line(entry)))
     typer.echo(render.delivery_summary(report), err=True)
 
 
@@ -1102,6 +1110,7 @@ def main(argv: list[str] | None = None) -> None:
     _shown_zone[:] = []
     _loaded_settings[:] = []
     try:
+        _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
     except ChatcrmError as error:
         _fail(_worded(error), error.exit_code)
@@ -1175,6 +1184,21 @@ def _summary_only(info, doc: str | None):
 
 def _not_run() -> None:  # pragma: no cover - a stand-in is listed, never invoked
     raise RuntimeError("a command's stand-in was invoked")
+
+
+def _check_utf8(args: list[str]) -> None:
+    """Arguments are UTF-8 text, but for the name of a file or folder that exists: the
+    shell passes bytes as they are, and only a file name may hold bytes that are not text."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as error:
+            if os.path.lexists(arg):
+                continue
+            from chatcrm.errors import InvalidInput
+
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            raise InvalidInput(f"argument {number} ('{shown[:60]}') is not UTF-8 text (byte {error.start + 1})")
 
 
 def _worded(error: ChatcrmError) -> str:

@@ -9,7 +9,8 @@
   where allowed, its owner). A new file is readable by its owner only (0600), as the
   database is: an export holds the same personal data.
 - A folder, a missing folder, or a place that cannot be written is a usage error (exit 2)
-  and nothing is written; a write that fails part-way (a full disk) leaves the target as
+  and nothing is written; so is the database being read (or its -wal, -shm or -journal
+  file), under any name that leads to it; a write that fails part-way (a full disk) leaves the target as
   it was (exit 1).
 """
 
@@ -26,8 +27,9 @@ T = TypeVar("T")
 _OWN_DESCRIPTORS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/", "/dev/tty")
 
 
-def write_to(path: str, write: Callable[[TextIO], T]) -> T:
-    """Write text to `path` with `write(stream)` as described above; returns its result."""
+def write_to(path: str, write: Callable[[TextIO], T], database: str | os.PathLike | None = None) -> T:
+    """Write text to `path` with `write(stream)` as described above; returns its result.
+    `database`: the database the text is read from, which `path` must not lead to."""
     if not path:
         raise UsageError("--output: the file name is empty")
     try:
@@ -38,9 +40,27 @@ def write_to(path: str, write: Callable[[TextIO], T]) -> T:
         raise UsageError(f"cannot write {path}: {error.strerror or error}")
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise UsageError(f"cannot write {path}: it is a folder; name a file in it")
+    if database is not None and _is_database(path, info, os.fspath(database)):
+        raise UsageError(f"cannot write {path}: it is the database being read; name another file")
     if path.startswith(_OWN_DESCRIPTORS) or (info is not None and not stat.S_ISREG(info.st_mode)):
         return _in_place(path, write)
     return _replace(os.path.realpath(path), path, info, write)
+
+
+def _is_database(path: str, info: os.stat_result | None, database: str) -> bool:
+    """Whether `path` is the database or one of the files SQLite keeps beside it."""
+    target = os.path.realpath(path)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        other = database + suffix
+        if os.path.realpath(other) == target:
+            return True
+        try:
+            theirs = os.stat(other)
+        except OSError:
+            continue
+        if info is not None and (theirs.st_dev, theirs.st_ino) == (info.st_dev, info.st_ino):
+            return True  # a hard link, or a path the names do not show
+    return False
 
 
 def _descriptor(path: str) -> int | None:

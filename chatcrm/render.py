@@ -470,14 +470,16 @@ SEARCH_FIELDS = ("kind", "deal_id", "deal_key", "status", "at", "direction", "au
 PLAIN_MARKS = ("[", "]")  # a match in a snippet, when piped and in JSON/CSV
 
 
-def snippet(text: str | None, color: bool) -> str:
-    """A search snippet on one line, its matches highlighted on a terminal, else between
-    plain markers; the client's text is made safe piece by piece."""
+def snippet(text: str | None, color: bool, shown: bool = True) -> str:
+    """A search snippet, its matches highlighted on a terminal, else between plain markers.
+    `shown` (a table): on one line, the client's text made safe piece by piece; else the
+    data as it is (records escape it themselves on a terminal)."""
     from chatcrm.store.search import MATCH_END, MATCH_START
 
     out = []
     for n, piece in enumerate((text or "").replace(MATCH_END, MATCH_START).split(MATCH_START)):
-        piece = safe(piece, single_line=True)
+        if shown:
+            piece = safe(piece, single_line=True)
         if n % 2 and piece:
             piece = paint(piece, "match", True) if color else f"{PLAIN_MARKS[0]}{piece}{PLAIN_MARKS[1]}"
         out.append(piece)
@@ -490,7 +492,8 @@ def search_output(result, fmt: str, tz: tzinfo | None, color: bool, terminal: bo
     if fmt == IDS:
         return deal_ids_output(h["deal_id"] for h in hits)
     if fmt in MACHINE_FORMATS:
-        return records([{**h, "snippet": snippet(h["snippet"], False)} for h in hits], SEARCH_FIELDS, fmt, terminal)
+        return records([{**h, "snippet": snippet(h["snippet"], False, shown=False)} for h in hits], SEARCH_FIELDS, fmt,
+                       terminal)
     rows = []
     for h in hits:
         if h["kind"] == "deal":
@@ -650,12 +653,12 @@ def delivery_summary(report) -> str:
 SETTINGS_FIELDS = ("setting", "value", "source")
 
 
-def settings_output(values: list, names: list[str], fmt: str) -> str:
+def settings_output(values: list, names: list[str], fmt: str, terminal: bool = False) -> str:
     """`chatcrm config`: each setting, its effective value and where it came from."""
     rows = [{"setting": name, "value": v.value, "source": v.source} for name, v in zip(names, values)]
     if fmt in MACHINE_FORMATS:
-        return records(rows, SETTINGS_FIELDS, fmt)
-    cells = [[r["setting"], safe(str(r["value"]), single_line=True, width=60), safe(r["source"], single_line=True)]
+        return records(rows, SETTINGS_FIELDS, fmt, terminal)
+    cells = [[safe(r["setting"], single_line=True), safe(str(r["value"]), single_line=True, width=60), safe(r["source"], single_line=True)]
              for r in rows]
     return table(cells, ["SETTING", "VALUE", "FROM"], fmt)
 
@@ -744,7 +747,7 @@ def progress_bar(label: str, total: int | None) -> Iterator:
 # ------------------------------------------------------------------ changes
 
 
-def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None) -> str:
+def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None, terminal: bool = False) -> str:
     """The change log as a table, or as records (`arguments` and `files` as JSON text in CSV)."""
     import json
 
@@ -752,7 +755,7 @@ def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None) -> str:
         if fmt == "csv":
             rows = [{**row, "arguments": json.dumps(row["arguments"], ensure_ascii=False),
                      "files": json.dumps(row["files"], ensure_ascii=False)} for row in rows]
-        return records(rows, CHANGE_FIELDS, fmt)
+        return records(rows, CHANGE_FIELDS, fmt, terminal)
     table_rows = []
     for row in rows:
         if row["undone_by"] is not None:
@@ -769,7 +772,7 @@ def changes_output(rows: list[dict], fmt: str, tz: tzinfo | None) -> str:
         ])
     if not table_rows:
         return ""
-    return table(table_rows, ["ID", "AT", "COMMAND", "WHAT", "ADDED", "UNDONE"], DEFAULT_TABLE)
+    return table(table_rows, ["ID", "AT", "COMMAND", "WHAT", "ADDED", "UNDONE"], fmt)
 
 
 def change_summary(row: dict) -> str:
@@ -796,6 +799,10 @@ def change_summary(row: dict) -> str:
         return f"deal {args.get('deal')}, activity {args.get('activity')}"
     if command == "assign":
         return f"deal {args.get('deal')}, chat {args.get('chat')} to {args.get('agent')}"
+    if command == "remind":
+        due = args.get("due_at")
+        what = f"follow-up at {due}" if due else "follow-up cleared"
+        return f"deal {args.get('deal')}, activity {args.get('activity')}: {what}"
     if command == "undo":
         return f"change {args.get('change')}"
     if command == "before_change_log":

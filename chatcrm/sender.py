@@ -17,9 +17,13 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 
-OUTPUT_LIMIT = 1 << 20
+OUTPUT_LIMIT = 1 << 20  # bytes of a sender's stdout kept (its answer); the rest is read and dropped
+ERROR_TAIL = 1 << 16  # bytes of the end of its stderr kept (its last line words a failure)
+MAX_REMOTE_ID = 200  # characters of a remote id
 
 
 @dataclass
@@ -49,24 +53,66 @@ def command_sender(command: str, timeout: float):
 
     def send(entry: dict) -> SendResult:
         payload = json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n"
-        env = {**os.environ, **environment(entry)}
         try:
+            env = {**os.environ, **environment(entry)}
             process = subprocess.Popen(
                 command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=env, start_new_session=True,
             )
-        except OSError as error:
-            return SendResult(False, error=f"cannot run the sender: {error.strerror or error}")
-        try:
-            out, err = process.communicate(payload, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
+        except (OSError, ValueError) as error:  # ValueError: a NUL in a value the environment cannot carry
+            return SendResult(False, error=f"cannot run the sender: {getattr(error, 'strerror', None) or error}")
+        code, out, err = _run(process, payload, timeout)
+        if code is None:
             return SendResult(False, error=f"the sender took longer than {timeout:g} s and was stopped")
-        if process.returncode != 0:
-            return SendResult(False, error=_failure(process.returncode, err, out))
-        return SendResult(True, remote_id=remote_id(out[:OUTPUT_LIMIT].decode("utf-8", errors="replace")))
+        if code != 0:
+            return SendResult(False, error=_failure(code, err, out))
+        return SendResult(True, remote_id=remote_id(out.decode("utf-8", errors="replace")))
 
     return send
+
+
+def _run(process: subprocess.Popen, payload: bytes, timeout: float) -> tuple[int | None, bytes, bytes]:
+    """Feed `payload` to the process and wait for it, keeping the first OUTPUT_LIMIT bytes
+    of its stdout and the last ERROR_TAIL of its stderr, the rest read and dropped: a
+    sender that prints without end costs time, never memory. None: it was stopped."""
+    out, err = bytearray(), bytearray()
+
+    def feed() -> None:
+        try:
+            process.stdin.write(payload)
+            process.stdin.close()
+        except OSError:  # it exited, or closed its stdin, without reading it all
+            pass
+
+    def keep_head(stream, kept: bytearray) -> None:
+        while chunk := stream.read1(1 << 16):
+            if len(kept) < OUTPUT_LIMIT:
+                kept += chunk[: OUTPUT_LIMIT - len(kept)]
+
+    def keep_tail(stream, kept: bytearray) -> None:
+        while chunk := stream.read1(1 << 16):
+            kept += chunk
+            del kept[:-ERROR_TAIL]
+
+    threads = [threading.Thread(target=feed, daemon=True),
+               threading.Thread(target=keep_head, args=(process.stdout, out), daemon=True),
+               threading.Thread(target=keep_tail, args=(process.stderr, err), daemon=True)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    for thread in threads:  # what it left running (`cmd &`) may hold the pipes open
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if code is None or any(thread.is_alive() for thread in threads):
+        _stop(process)
+        for thread in threads:
+            thread.join(5)
+    for stream in (process.stdout, process.stderr):
+        stream.close()
+    return code, bytes(out), bytes(err)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -75,7 +121,7 @@ def _stop(process: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        process.communicate(timeout=5)
+        process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
 
@@ -97,18 +143,28 @@ def remote_id(output: str) -> str | None:
         answer = json.loads(text)
     except ValueError:
         first = text.splitlines()[0].strip()
-        return first[:200] or None
+        return _id_or_none(first)
     if isinstance(answer, dict):
         result = answer.get("result")
         if isinstance(result, dict) and result.get("message_id") is not None:
-            return str(result["message_id"])
+            return _id_or_none(result["message_id"])
         messages = answer.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("id"):
-            return str(messages[0]["id"])
+            return _id_or_none(messages[0]["id"])
         for key in ("message_id", "id"):
             if answer.get(key) is not None:
-                return str(answer[key])
+                return _id_or_none(answer[key])
         return None
-    if isinstance(answer, (int, str)):
-        return str(answer)
-    return None
+    return _id_or_none(answer)
+
+
+def _id_or_none(value) -> str | None:
+    """A remote id as the channels give them: a number or a short printable token (a
+    wamid is some 60 characters). Anything else — a long text, control characters, a
+    structure — says the sender printed something other than an id: none is kept."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value).strip()
+    if not text or len(text) > MAX_REMOTE_ID or not text.isprintable():
+        return None
+    return text

@@ -269,10 +269,7 @@ def undo(store: Store, change_ref: str, *, now: str) -> UndoOutcome:
 
 def change_log(store: Store, limit: int | None = None) -> list[dict]:
     """The changes, newest first (README "chatcrm changes": the fields)."""
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must be 0 or more")
-    if limit is not None and limit >= 1 << 62:
-        limit = None
+    limit = checked_limit(limit)
     from chatcrm.store import changes
 
     rows = []
@@ -326,9 +323,11 @@ def close_idle(store: Store, *, idle_seconds: int, now: str, complete: bool = Fa
     if idle_seconds <= 0:
         raise UsageError("--idle: give a duration longer than zero (24h, 30m)")
     now_epoch = times.epoch(now)
-    cutoff = times.from_epoch(idle_rule.cutoff(now_epoch, idle_seconds))
+    cutoff_epoch = idle_rule.cutoff(now_epoch, idle_seconds)
     with store.write():
-        chats = queries.idle_chats(store, cutoff)
+        # Quiet since before the earliest time chatcrm keeps: no chat can have been.
+        chats = [] if cutoff_epoch < times.epoch(times.EARLIEST) else \
+            queries.idle_chats(store, times.from_epoch(cutoff_epoch))
         closed = [
             IdleClosing(c["deal_id"], c["chat_id"], c["chat_key"], c["activity_id"], c["last_message_at"], c["author"],
                         now_epoch - times.epoch(c["last_message_at"]))
@@ -415,6 +414,16 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
 MOST_DEALS = 1 << 62  # more deals than any database holds, and an integer SQLite takes
 
 
+def checked_limit(limit: int | None) -> int | None:
+    """`--limit N`: 0 or more; one larger than any database holds shows them all (SQLite
+    takes no integer past 2^63)."""
+    if limit is None:
+        return None
+    if limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    return min(limit, MOST_DEALS)
+
+
 @dataclass
 class SearchResult:
     query: str
@@ -451,8 +460,7 @@ def search(
         raise UsageError("the search query is empty")
     if sort not in SEARCH_SORTS:
         raise UsageError(f"unknown --sort {sort!r} (use time or rank)")
-    if limit < 0:
-        raise UsageError("--limit must be 0 or more")
+    limit = checked_limit(limit)
     if status is not None:
         try:
             statuses.parse(status)
@@ -520,10 +528,7 @@ def queue(
             statuses.parse(status)
         except ValueError as error:
             raise UsageError(str(error))
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must be 0 or more")
-    if limit is not None:
-        limit = min(limit, MOST_DEALS)  # a larger limit shows them all, as this one does
+    limit = checked_limit(limit)
     if agent is not None:
         agent = _employee(store, agent)
     now_epoch = times.epoch(now)
@@ -701,8 +706,7 @@ def _sender_entry(row: dict, now: str | None = None) -> dict:
 def outbox(store: Store, *, now: str, everything: bool = False, limit: int | None = None) -> list[dict]:
     """The replies waiting for a live channel (and the ones given up), in delivery order;
     with `everything`, the delivered ones too."""
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must be 0 or more")
+    limit = checked_limit(limit)
     with store.read():
         return [_sender_entry(row, now) for row in outbox_store.entries(store, everything=everything, limit=limit)]
 
@@ -718,17 +722,20 @@ class DeliveryReport:
 
 
 def deliver(store: Store, send, *, clock, owner: str, timeout: int = delivery_rule.DEFAULT_TIMEOUT_SECONDS,
-            limit: int | None = None) -> DeliveryReport:
+            limit: int | None = None, tried=None) -> DeliveryReport:
     """Hand each reply due to `send(entry) -> sender.SendResult`, one at a time, in order
     per chat, and record the result (rules/delivery.py). `clock()` gives the time of each
-    step; `owner` names this run in the leases it takes.
+    step; `owner` names this run in the leases it takes; `tried(entry)`, when given, hears
+    of each reply as soon as its result is recorded (a run that is stopped later has said
+    what it did).
 
     Each reply is taken in its own write transaction, sent outside any transaction, and
     its result recorded in another: other commands and other runs go on meanwhile."""
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must be 0 or more")
+    limit = checked_limit(limit)
     if timeout <= 0:
         raise UsageError("--timeout must be more than 0 s")
+    if timeout > delivery_rule.MAX_TIMEOUT_SECONDS:
+        raise UsageError(f"--timeout: at most {delivery_rule.MAX_TIMEOUT_SECONDS // 3600}h for one reply")
     report = DeliveryReport()
     lease = delivery_rule.lease_seconds(timeout)
     while limit is None or len(report.tried) < limit:
@@ -745,6 +752,8 @@ def deliver(store: Store, send, *, clock, owner: str, timeout: int = delivery_ru
                 outbox_store.record_failure(store, row["reply_id"], owner, now, result.error or "failed")
             after = outbox_store.entry(store, row["reply_id"])
         report.tried.append(_sender_entry(after, now))
+        if tried is not None:
+            tried(report.tried[-1])
     with store.read():
         counts = outbox_store.counts(store, clock())
     report.waiting, report.later, report.failed = counts["waiting"], counts["later"], counts["failed"]

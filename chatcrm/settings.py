@@ -103,7 +103,8 @@ def load(env: Mapping[str, str], check=None) -> Settings:
     path, explicit = config_path(env)
     settings = Settings(path, explicit)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read(MAX_FILE + 1)
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"no settings file {path} (named by $CHATCRM_CONFIG)")
@@ -115,9 +116,12 @@ def load(env: Mapping[str, str], check=None) -> Settings:
     except OSError as error:
         raise UsageError(f"cannot read settings file {path}: {error.strerror or error}")
     settings.exists = True
+    if len(raw) > MAX_FILE:
+        raise UsageError(f"{path}: larger than {MAX_FILE >> 10} KiB; not a settings file")
     tomllib = _toml()
     try:
         text = raw.decode("utf-8")
+        _check_depth(text, path)
         data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text")
@@ -216,6 +220,41 @@ def fill(template: str, *, contact: str | None, deal: str, agent: str) -> str:
 # Compiled when a settings file is read, not by every command.
 _TABLE_LINE = r"\s*\[\s*([^\]\[]+?)\s*\]\s*(#.*)?$"
 _KEY_LINE = r"\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)\s*="
+
+
+MAX_FILE = 1 << 20  # bytes of a settings file
+MAX_DEPTH = 32  # nesting of its arrays and inline tables (the parser recurses)
+
+
+def _check_depth(text: str, path) -> None:
+    """Refuse arrays or inline tables nested deeper than MAX_DEPTH, naming the line, before
+    the parser recurses into them (strings and comments are skipped)."""
+    depth, line, quote, i = 0, 1, "", 0
+    while i < len(text):
+        char = text[i]
+        if char == "\n":
+            line += 1
+            if quote in ('"', "'"):
+                quote = ""  # an unterminated one-line string: the parser will say so
+        elif quote:
+            if char == "\\" and quote in ('"', '"""'):
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif char == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end - 1
+        elif char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, i) else char
+            i += len(quote) - 1
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UsageError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels; not a settings file")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        i += 1
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:

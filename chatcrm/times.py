@@ -40,8 +40,9 @@ def zone(name: str | None) -> tzinfo:
 
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {name!r} (use an IANA name such as Europe/Madrid, or +03:00)")
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have (too long)
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        raise UsageError(f"unknown time zone {shown!r} (use an IANA name such as Europe/Madrid, or +03:00)")
 
 
 def stored(moment: datetime) -> str:

@@ -534,3 +534,13 @@ def test_undo_a_follow_up_two_imports_brought_keeps_it_until_both_are_undone(tmp
     row = next(r for r in ok("list", "-f", "json").json() if r["deal_id"] == 7)
     assert row["status"] == "pending"  # the import still brings it
     assert ok("check").code == 0
+
+
+def test_the_change_log_table_words_a_reminder_and_takes_the_table_style(tmp_path):
+    ok("ingest", DAY)
+    ok("remind", "4", "2h")
+    ok("remind", "4", "--clear", "--at", "2026-11-24T17:01:00Z")
+    table = ok("changes").out
+    assert "deal 4, activity 4: follow-up at 2026-11-24T19:00:00Z" in table
+    assert "deal 4, activity 4: follow-up cleared" in table
+    assert ok("changes", "-f", "grid").out.startswith("+----")

@@ -43,6 +43,12 @@ def clean(result, code):
     (["list", "--sla", "100000000000000000000w"], 2),
     (["stats", "--since", "1000000000000000000000000d"], 2),
     (["reply", "3", "hola", "--at", "0001-01-01T00:00:00+05:00"], 2),
+    (["search", "hola", "--limit", HUGE], 0),
+    (["outbox", "--limit", HUGE], 0),
+    (["changes", "--limit", HUGE], 0),
+    (["close", "--idle", "1h30m", "--at", "1970-01-01T00:00:00Z"], 0),  # nothing can be quiet since before 1970
+    (["deliver", "--command", "true", "--timeout", "417000w"], 2),
+    (["list", "--tz", "A" * 100_000], 2),
 ])
 def test_point7_the_issues_cases_are_clean_errors(day, args, code):
     clean(run(*args), code)
@@ -74,7 +80,8 @@ def test_point7_list_to_dev_full_and_ingest_from_a_closed_stdin(tmp_path):
     bash = shutil.which("bash")
     if bash:
         command = " ".join(f"'{part}'" for part in python)
-        for args, code in (("ingest -", 2), ("reply 3 -", 2)):
+        for args, code in (("ingest -", 2), ("reply 3 -", 2), ("complete -", 2), ("close -", 2),
+                           ("assign - Elena", 2), ("reply - hola", 2)):
             closed = subprocess.run([bash, "-c", f"{command} {args} <&-"], env=env, cwd=ROOT, capture_output=True,
                                     text=True, timeout=60)
             assert closed.returncode == code, closed.stderr
@@ -83,3 +90,41 @@ def test_point7_list_to_dev_full_and_ingest_from_a_closed_stdin(tmp_path):
 
 def test_point7_a_reply_from_stdin_that_is_not_utf8_is_invalid_input(day):
     clean(run("reply", "3", "-", input=b"\xff\xfe hola"), 5)
+
+
+@pytest.mark.parametrize("args", [["close", "-"], ["complete", "-"], ["assign", "-", "Elena"], ["reply", "-", "hola"]])
+def test_point7_deals_from_stdin_that_are_not_utf8_are_invalid_input(day, args):
+    before = run("export").out
+    result = run(*args, input=b"3\n\xff\n")
+    assert (result.code, result.err) == (5, "Error: <stdin>: not UTF-8 text (byte 3)\n")
+    assert run("export").out == before
+
+
+def test_point7_a_file_name_that_is_not_utf8_is_imported_and_recorded_escaped(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATCRM_DB", str(tmp_path / "n.db"))
+    name = os.fsdecode(str(tmp_path).encode() + b"/lat\xe9.jsonl")  # as the shell passes such a name
+    shutil.copy(FIXTURES / "support-day.jsonl", name)
+    folder = os.fsdecode(str(tmp_path).encode() + b"/carpeta \xe9")
+    os.mkdir(folder)
+    shutil.copy(FIXTURES / "whatsapp" / "WhatsApp Chat with Marta Gómez.txt",
+                os.fsdecode(os.fsencode(folder) + b"/WhatsApp Chat with Mar\xeda.txt"))
+    imported = run("ingest", name)
+    assert imported.code == 0 and imported.err.endswith(f"— {tmp_path}/lat\\xe9.jsonl (jsonl)\n")
+    assert run("ingest", "--agent", "Tienda Sol", folder).code == 0
+    files = [f["name"] for change in run("changes", "-f", "json").json() for f in change["files"]]
+    assert files == [f"{tmp_path}/carpeta \\xe9/WhatsApp Chat with Mar\\xeda.txt", f"{tmp_path}/lat\\xe9.jsonl"]
+
+
+@pytest.mark.parametrize("args, byte", [(["reply", "3", b"ol\xe1"], 3), (["assign", "3", b"Mar\xeda"], 4),
+                                        (["search", b"\xff"], 1), (["ingest", b"no-such-\xe9.jsonl"], 9)])
+def test_point7_an_argument_that_is_not_utf8_is_invalid_input(day, args, byte):
+    before = run("export").out
+    result = run(*[os.fsdecode(a) if isinstance(a, bytes) else a for a in args])
+    shown = args[-1].decode("utf-8", "backslashreplace")
+    assert (result.code, result.err) == (5, f"Error: argument {len(args)} ('{shown}') is not UTF-8 text (byte {byte})\n")
+    assert run("export").out == before
+
+
+def test_point4_an_error_quotes_a_short_excerpt_of_a_huge_zone(day):
+    result = run("list", "--tz", "A" * 100_000)
+    assert result.code == 2 and len(result.err) < 200 and "…'" in result.err

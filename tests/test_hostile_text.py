@@ -152,3 +152,29 @@ def test_point2_the_cell_rule_neutralises_every_formula_and_is_undone_exactly(te
     assert restored(written) == text
     if not text.lstrip("'").startswith(FORMULA):
         assert written == text  # a cell that could not open as a formula is left as it is
+
+
+def test_point1_the_change_log_search_outbox_and_settings_on_a_terminal_are_escaped(tmp_path, monkeypatch):
+    hostile_db(tmp_path, monkeypatch)
+    named = write_jsonl(tmp_path / f"in{RLO}\x9b{ESC_TITLE}.jsonl", [msg("tg:9", AT, text=f"pedido {HOSTILE}")])
+    assert run("ingest", named).code == 0
+    assert run("reply", "tg:9", f"ok {HOSTILE}").code == 0
+    for command in (["changes"], ["search", "pedido"], ["outbox", "--all"]):
+        for fmt in ("simple", "csv", "json", "jsonl", "grid"):
+            result = run(*command, "-f", fmt, tty=True)
+            assert result.code == 0, (command, fmt, result.err)
+            assert_inert(result)
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[views."v\\u001b[2J\\u202e"]\nagent = "x\\u009b"\n[replies."r\\u202e"]\ntext = "t\\u202e"\n')
+    monkeypatch.setenv("CHATCRM_CONFIG", str(settings))
+    for fmt in ("simple", "csv", "json", "jsonl"):
+        result = run("config", "-f", fmt, tty=True)
+        assert result.code == 0, result.err
+        assert_inert(result)
+
+
+def test_point1_a_piped_search_snippet_is_the_data_itself(tmp_path, monkeypatch):
+    hostile_db(tmp_path, monkeypatch)
+    hits = run("search", "hi", "-f", "json").json()
+    assert hits[0]["snippet"] == f"[hi] {HOSTILE}" and hits[0]["text"] == f"hi {HOSTILE}"
+    assert_inert(run("search", "hi", "-f", "json", tty=True))

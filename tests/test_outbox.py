@@ -208,6 +208,11 @@ def test_a_command_that_hangs_is_stopped_after_the_timeout_and_counted_as_a_fail
     ('{"messaging_product":"whatsapp","contacts":[{"input":"346","wa_id":"346"}],"messages":[{"id":"wamid.X"}]}', "wamid.X"),
     ("abc-1\nmore", "abc-1"),
     ("", None),
+    ("\x00" * 300, None),  # what the sender printed is no id: the reply is delivered without one
+    ("x" * 201, None),
+    ('{"ok":true,"result":{"message_id":{"nested":1}}}', None),
+    ("true", None),
+    ("12345", "12345"),
 ])
 def test_the_remote_id_is_read_from_the_channels_answer(output, expected):
     assert remote_id(output) == expected
@@ -275,3 +280,45 @@ def test_a_run_killed_mid_delivery_loses_nothing_the_reply_goes_once_its_lease_r
     again = chatcrm("deliver", "--command", "echo 99", env=later)
     out, err = again.communicate(timeout=60)
     assert out.decode() == "reply 1 (deal 1, tg:5550001): delivered, remote id 99\n", err
+
+
+def test_a_senders_endless_output_costs_time_never_memory():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        delivered = command_sender("head -c 40000000 /dev/zero; echo err >&2", 30)(entry())
+        flooded = command_sender("head -c 40000000 /dev/zero >&2; exit 3", 30)(entry())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert delivered == SendResult(True, remote_id=None)  # exit 0: delivered; 40 MB of NULs are no id
+    assert not flooded.ok and flooded.error.startswith("exit 3")
+    assert peak < 8 << 20  # the first MiB of stdout and the last 64 KiB of stderr are kept, not 40 MB
+
+
+def test_a_value_the_environment_cannot_carry_is_a_failed_try_not_a_crash():
+    result = command_sender("cat >/dev/null; echo 1", 10)(entry(text="a\x00b"))
+    assert not result.ok and "cannot run the sender" in result.error and "null" in result.error
+
+
+def test_a_reply_holding_a_nul_is_refused(store):
+    live(store, "telegram-getupdates.json")
+    result = run("reply", "tg:5550001", "-", "--db", store.path, input="a\x00b")
+    assert (result.code, result.err) == (5, "Error: the reply text holds a NUL character, which no channel carries\n")
+    assert run("outbox", "--db", store.path, "--format", "json").json() == []
+
+
+def test_each_reply_is_reported_as_soon_as_its_result_is_recorded(store):
+    live(store, "telegram-getupdates.json")
+    for n in (1, 2):
+        actions.reply(store, "tg:5550001", f"r{n}", now=at(n), author="Luis")
+    heard = []
+
+    class Watching(Sender):
+        def __call__(self, entry):
+            heard.append(("sending", entry["text"]))
+            return super().__call__(entry)
+
+    deliver(store, Watching(), Clock(at(5)), tried=lambda e: heard.append(("recorded", e["text"], e["state"])))
+    assert heard == [("sending", "r1"), ("recorded", "r1", "delivered"), ("sending", "r2"), ("recorded", "r2", "delivered")]

@@ -103,3 +103,17 @@ def test_point3_dev_stdout_appended_to_a_file_is_written_through_the_descriptor(
             text=True, cwd=ROOT, timeout=60, env={**os.environ, "CHATCRM_DB": str(db)})
     assert result.returncode == 0, result.stderr
     assert log.read_text().startswith("earlier\n") and log.read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize("name", ["chatcrm.db", "link.jsonl", "hard.db", "chatcrm.db-wal", "chatcrm.db-shm",
+                                  "sub/../chatcrm.db"])
+def test_point3_the_database_being_read_is_never_the_output(db, tmp_path, name):
+    (tmp_path / "sub").mkdir()
+    os.symlink(db, tmp_path / "link.jsonl")
+    os.link(db, tmp_path / "hard.db")
+    before = db.read_bytes()
+    result = run("export", "--db", db, "-o", tmp_path / name)
+    assert result.code == 2
+    assert result.err == f"Error: cannot write {tmp_path / name}: it is the database being read; name another file\n"
+    assert db.read_bytes() == before and run("list", "--db", db).code == 0
+    assert not list(tmp_path.glob(".chatcrm-*.tmp"))

@@ -133,6 +133,9 @@ def test_chatcrm_config_points_elsewhere(isolated_home, monkeypatch):
         ('\n[replies.hi]\ntext = "Hola {name}"\n', 3, "unknown placeholder {name}"),
         ('[replies.hi]\ntext = "Hola {contact"\n', 2, "expected '}'"),
         ('[replies.hi]\nbody = "Hola"\n', 2, "unknown key 'body' in [replies.hi]"),
+        ('tz = "UTC"\n\na = ' + "[" * 100_000 + "]" * 100_000 + "\n", 3, "nested deeper than 32 levels"),
+        ('a = """\n' + "[" * 40 + '\n"""\n# ' + "{" * 40 + "\nb = { c = " + "[" * 33 + "]" * 33 + " }\n", 5,
+         "nested deeper than 32 levels"),  # brackets in strings and comments do not count
     ],
 )
 def test_a_bad_settings_file_is_exit_2_naming_the_file_and_line(isolated_home, text, line, message):
@@ -166,3 +169,18 @@ def test_unknown_views_templates_and_a_missing_named_file_are_exit_2(config, iso
 def test_key_lines_follow_tables_and_quoted_keys():
     lines = settings._key_lines('a = 1\n\n[views."my view"]\n"agent" = "x"\n# [not]\n[replies.r]\ntext = "t"\n')
     assert lines[("a",)] == 1 and lines[("views", "my view", "agent")] == 4 and lines[("replies", "r", "text")] == 7
+
+
+def test_a_settings_file_deep_within_the_bound_or_with_brackets_in_its_texts_is_read(isolated_home):
+    (isolated_home / "xdg-config" / "chatcrm").mkdir(parents=True)
+    write(isolated_home / "xdg-config" / "chatcrm" / "config.toml",
+          '[replies.hi]\ntext = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ {contact} \\" [[[[ "\n# ]]]]\n')
+    result = run("config", "--format", "json")
+    assert result.code == 0, result.err
+    assert settings.MAX_DEPTH == 32
+
+
+def test_a_settings_file_is_read_up_to_its_size_bound(isolated_home, monkeypatch):
+    monkeypatch.setenv("CHATCRM_CONFIG", "/dev/zero")
+    result = run("list")
+    assert (result.code, result.err) == (2, "Error: /dev/zero: larger than 1024 KiB; not a settings file\n")

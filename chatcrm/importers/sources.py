@@ -32,7 +32,11 @@ Source = tuple[str, str, Iterator]
 
 
 def source_name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
+    """The name an input is shown and recorded by: a file name's bytes that are not UTF-8
+    (the shell passes them as they are) written as \\xNN, so that the name can be stored."""
+    if path == "-":
+        return "<stdin>"
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def source_size(path: str) -> int | None:
@@ -299,13 +303,13 @@ def read_sources(path: str, fmt: str | None, options, progress: Progress | None 
 
 def _label(path: str) -> str:
     """The name a file's own chat name may be read from (stdin has none)."""
-    return "" if path == "-" else os.path.basename(path)
+    return "" if path == "-" else source_name(os.path.basename(path))
 
 
 class _Folder:
     def __init__(self, root: str):
         self.name = root.rstrip("/") or root
-        self.label = os.path.basename(os.path.abspath(root))
+        self.label = source_name(os.path.basename(os.path.abspath(root)))
         paths = []
         for base, folders, files in os.walk(root):
             folders.sort()
@@ -322,13 +326,13 @@ class _Folder:
             raise UsageError(f"cannot read {self.where(member)}: {error.strerror or error}")
 
     def where(self, member: str) -> str:
-        return os.path.join(self.name, member)
+        return source_name(os.path.join(self.name, member))
 
 
 class _Zip:
     def __init__(self, path: str, archive: zipfile.ZipFile):
-        self.name = path
-        self.label = os.path.splitext(os.path.basename(path))[0]
+        self.name = source_name(path)
+        self.label = source_name(os.path.splitext(os.path.basename(path))[0])
         self.archive = archive
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS:
@@ -392,7 +396,7 @@ def _container(tree, fmt: str | None, options) -> Iterator[Source]:
         for path in chats:
             name = tree.where(path)
             stream = tree.open(path)
-            member = os.path.splitext(path.rsplit("/", 1)[-1])[0]
+            member = source_name(os.path.splitext(path.rsplit("/", 1)[-1])[0])
             label = member if whatsapp.names_a_chat(member) else tree.label
             yield name, "whatsapp", _bounded(whatsapp.read(stream, name, options, label=label), stream, name)
         return

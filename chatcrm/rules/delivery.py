@@ -18,6 +18,7 @@ from __future__ import annotations
 MAX_TRIES = 5
 BACKOFF_SECONDS = (60, 300, 900, 3600)  # after the 1st, 2nd, 3rd, 4th failed try
 DEFAULT_TIMEOUT_SECONDS = 30
+MAX_TIMEOUT_SECONDS = 86400  # a sender that needs longer than a day for one reply has failed
 LEASE_MARGIN_SECONDS = 60
 
 # What a channel says of a sent message (WhatsApp `statuses`), in rank order.
