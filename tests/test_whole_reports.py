@@ -223,3 +223,14 @@ def test_undoing_the_import_that_named_a_chat_key_gives_its_sessions_the_channel
         assert verify.check(store) == []
     finally:
         store.close()
+
+
+def test_a_fact_before_any_session_of_its_chat_key_still_carries_its_channel_and_deal(store):
+    """Openings bring their chat key's profile; a fact that comes before its key's first
+    opening (a close of nothing yet) has it looked up."""
+    ingest(store, [close_("wa:9", "2026-11-24T08:00:00Z", channel="whatsapp", contact="Ana"),
+                   msg("wa:9", "2026-11-24T09:00:00Z", channel="whatsapp")])
+    records = list(service.export(store))
+    assert [r["type"] for r in records] == ["close", "message"]
+    assert all(r["channel"] == "whatsapp" for r in records) and records[0]["contact"] == "Ana"
+    assert "deal_id" in records[0] and "chat_id" in records[1]

@@ -62,8 +62,8 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
     session is given its chat and activity from the sessions read in the order of their
     openings beside it. Each fact's chat key and deal come from the chat keys seen lately (facts
     in time order come in bursts of one conversation), kept in memory bounded by
-    PROFILES_KEPT; those a block lacks are looked up in one statement, instead of two
-    lookups a fact inside the sort."""
+    PROFILES_KEPT: each session's opening brings its chat key's, and those a block still
+    lacks are looked up in one statement, instead of two lookups a fact inside the sort."""
     conn = store.conn
     # A whole export reads each table in its own order (the chat key index would make it
     # jump about the messages).
@@ -97,20 +97,23 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
     # The sessions in the order of their openings, to give each the message that opens it
     # (a merge of two time-ordered streams, instead of a lookup a message inside the sort).
     openings = conn.execute(
-        "SELECT c.opened_at, c.chat_key, c.id, a.id FROM chats c LEFT JOIN activities a ON a.chat_id = c.id"
+        "SELECT c.opened_at, c.chat_key, c.id, a.id, k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, "
+        "d.id FROM chats c LEFT JOIN activities a ON a.chat_id = c.id JOIN chat_keys k ON k.key = c.chat_key "
+        "JOIN deals d ON d.id = k.deal_id"
         + (" WHERE c.chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)" if deal_id is not None else "")
         + " ORDER BY c.opened_at",
         [deal_id] if deal_id is not None else [],
     )
     next_opening = openings.fetchone()
     opening: dict[tuple, tuple] = {}  # (chat key, opened at) -> (chat id, activity id), of the block's instants
-    profiles: dict[str, tuple] = {}
+    profiles: dict[str, tuple] = {}  # chat key -> its profile, brought by its sessions' openings or looked up
     while block := rows.fetchmany(FACTS_PER_READ):
         first, last = block[0][1], block[-1][1]
         if opening:
             opening = {at: ids for at, ids in opening.items() if at[1] >= first}
         while next_opening is not None and next_opening[0] <= last:
-            opening[(next_opening[1], next_opening[0])] = next_opening[2:]
+            opening[(next_opening[1], next_opening[0])] = next_opening[2:4]
+            profiles[next_opening[1]] = next_opening[4:]
             next_opening = openings.fetchone()
         if opening:
             ats = [row[1] for row in block]
