@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatcrm import times
-from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
+from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError, clipped
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
 from chatcrm.store import outbox as outbox_store
@@ -60,7 +60,7 @@ def find_deal(store: Store, ref: str, now: str | None = None) -> dict:
     time R8's alone."""
     deal = queries.find_deal(store, str(ref).strip(), times.epoch(now) if now is not None else None)
     if deal is None:
-        raise NotFound(f"no deal {ref!r} (give a deal id or key; `chatcrm list` shows them)")
+        raise NotFound(f"no deal {clipped(str(ref))!r} (give a deal id or key; `chatcrm list` shows them)")
     return deal
 
 
@@ -355,7 +355,8 @@ def on_many(store: Store, deal_refs: list[str], act, *, skip_refused: bool = Fal
             else:
                 found.setdefault(deal["deal_id"], ref)
         if unknown:
-            names = ", ".join(repr(ref) for ref in dict.fromkeys(unknown))
+            names = ", ".join(repr(clipped(ref)) for ref in list(dict.fromkeys(unknown))[:10])
+            names += f" and {len(set(unknown)) - 10} more" if len(set(unknown)) > 10 else ""
             raise NotFound(f"no deal {names} (give deal ids or keys, one per line on stdin; "
                            "`chatcrm list --format ids` prints them); nothing changed")
         conn = store.conn

@@ -83,7 +83,8 @@ def raw_baseline(path: Path, db: Path) -> tuple[float, float]:
 # The tables an import writes, in the order it writes them.
 STORED_TABLES = (
     "changes", "change_files", "messages", "chat_events", "assignments", "reminders", "change_facts", "chat_keys",
-    "change_keys", "chats", "activities", "waits", "contacts", "deals", "live_chats", "outbox", "delivery_statuses",
+    "change_keys", "chats", "activities", "waits", "contacts", "deals", "message_edits", "live_chats", "outbox",
+    "delivery_statuses",
 )
 
 

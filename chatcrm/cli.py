@@ -148,8 +148,9 @@ def _settings():
     return _loaded_settings[0]
 
 
-def _check_setting(key: str, value: str) -> None:
-    """A value of the settings file is one the option would take (ValueError if not)."""
+def _check_setting(key: str, value: str, view: bool = False) -> None:
+    """A value of the settings file is one the option would take (ValueError if not); a
+    view's format may be `ids`, as `list --format ids`."""
     from chatcrm import render, times
     from chatcrm.errors import UsageError
     from chatcrm.rules import statuses
@@ -160,7 +161,7 @@ def _check_setting(key: str, value: str) -> None:
         elif key == "sla":
             times.parse_duration(value)
         elif key == "format":
-            render.check_format(value)
+            render.check_format(value, ids=view)
         elif key == "status":
             statuses.parse(value)
     except UsageError as error:
@@ -262,8 +263,13 @@ def _store(db: str | None, *, read_only: bool = False, create: bool = False):
     """The database: read-only commands never create or change it; only `ingest` creates one."""
     from chatcrm.store import open_store
 
-    return open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
-                      create=create)
+    store = open_store(_db_path(db), on_upgrade=lambda note: typer.echo(note, err=True), read_only=read_only,
+                       create=create)
+    _opened.append(store)
+    return store
+
+
+_opened: list = []  # the stores this command opened, closed when it ends (main)
 
 
 def _hint_if_empty(store) -> None:
@@ -329,8 +335,9 @@ def ingest(
     if fmt is not None:
         importers.reader(fmt)  # an unknown format is a usage error before anything is read
     now = _clock()
-    identified = [service.ImportedFile(importers.source_name(path), _sha256(path)) for path in files]
+    identified = [service.ImportedFile(importers.source_name(path)) for path in files]
     input_of: list[int] = []  # for each source read, the input it came from
+    digests: list = []  # and the SHA-256 of its bytes, taken as it is read
     if dry_run and not _db_path(db).exists():
         import tempfile
 
@@ -344,13 +351,13 @@ def ingest(
     def sources():
         for index, path in enumerate(files):
             with render.progress_bar(importers.source_name(path), importers.source_size(path)) as progress:
-                for source in importers.read_sources(path, fmt, options, progress):
+                for source in importers.read_sources(path, fmt, options, progress, digests):
                     input_of.append(index)
                     yield source
 
     try:
         report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
-                                dry_run=dry_run, now=now, files=identified, input_of=input_of,
+                                dry_run=dry_run, now=now, files=identified, input_of=input_of, digest_of=digests,
                                 tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
     except Exception:
         if not dry_run and new:
@@ -363,23 +370,6 @@ def ingest(
     for reimport in report.reimports:
         typer.echo(render.reimport_line(reimport), err=True)
     typer.echo(render.ingest_summary(report, dry_run), err=True)
-
-
-def _sha256(path: str) -> str | None:
-    """The SHA-256 of a file's (or a ZIP's) bytes, which identify it in the change log;
-    None for stdin (read once), a folder, and what cannot be read (the import says why)."""
-    import hashlib
-
-    if path == "-" or not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 Deals = Annotated[
@@ -686,8 +676,14 @@ def remind(
     due_at = None
     if when is not None:
         try:
-            due_at = times.from_epoch(times.epoch(now) + times.parse_duration(when))
+            seconds = times.parse_duration(when)
         except ValueError:
+            seconds = None
+        if seconds is not None:
+            if times.epoch(now) + seconds > times.epoch(times.LATEST):
+                raise UsageError(f"WHEN: {when} from now is after {times.LATEST}, the latest time chatcrm keeps")
+            due_at = times.from_epoch(times.epoch(now) + seconds)
+        else:
             try:
                 due_at = times.parse(when, _input_zone(tz))
             except ValueError:
@@ -1109,6 +1105,23 @@ def main(argv: list[str] | None = None) -> None:
     _plain_usage(command)
     _shown_zone[:] = []
     _loaded_settings[:] = []
+    try:
+        _run(command, args)
+    finally:
+        _close_stores()
+
+
+def _close_stores() -> None:
+    """Close what the command opened: a process that runs several commands (tests, a
+    script importing chatcrm) leaves no connection, and no -wal or -shm file, behind."""
+    while _opened:
+        try:
+            _opened.pop().close()
+        except Exception:  # noqa: BLE001 - closing is best effort on the way out
+            pass
+
+
+def _run(command, args: list[str]) -> None:
     try:
         _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)

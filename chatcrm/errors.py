@@ -23,6 +23,12 @@ class ChatcrmError(Exception):
         return "".join(show_time(part.value) if isinstance(part, Moment) else str(part) for part in self.parts)
 
 
+def clipped(text: str, size: int = 60) -> str:
+    """What a message quotes of something the user or a file gave: at most `size`
+    characters (the CLI escapes what it prints)."""
+    return text if len(text) <= size else text[:size] + "…"
+
+
 PROBLEMS_FOUND = 6  # `chatcrm check` found problems (1 means the database cannot be used at all)
 
 

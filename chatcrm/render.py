@@ -372,18 +372,25 @@ def reimport_line(reimport) -> str:
     )
 
 
+# What else an undo did, each said when it happened.
+_UNDO_PARTS = (
+    ("edits_removed", "{} edit(s) removed"),
+    ("texts_restored", "{} message(s) show their earlier text again"),
+    ("statuses_removed", "{} delivery status(es) removed"),
+    ("replies_unqueued", "{} reply(ies) taken out of the outbox undelivered"),
+    ("kept", "{} fact(s) that another change also brought stay"),
+    ("directions_restored", "{} message(s) got their direction back"),
+    ("deals_removed", "{} deal(s) with nothing left are gone"),
+)
+
+
 def undo_line(outcome) -> str:
     """What `undo` did (service.UndoOutcome), in one sentence."""
     o = outcome
     if not o.changed:
         return f"change {o.change_id} ({o.command}) was already undone by change {o.undone_by}; nothing to do"
     parts = [f"removed {o.messages_removed} message(s) and {o.events_removed} other event(s)"]
-    if o.kept:
-        parts.append(f"{o.kept} fact(s) that another change also brought stay")
-    if o.directions_restored:
-        parts.append(f"{o.directions_restored} message(s) got their direction back")
-    if o.deals_removed:
-        parts.append(f"{o.deals_removed} deal(s) with nothing left are gone")
+    parts += [wording.format(count) for field, wording in _UNDO_PARTS if (count := getattr(o, field))]
     return f"undid change {o.change_id} ({o.command}): {'; '.join(parts)}; recorded as change {o.undo_id}"
 
 
@@ -515,7 +522,7 @@ def search_summary(result) -> str:
     shown = len(result.hits)
     more = f" (the first {shown}; --limit shows more)" if result.more else ""
     order = "best match first" if result.sort == "rank" else "newest first"
-    return f"{shown} match(es) for {safe(result.query, single_line=True)}, {order}{more}"
+    return f"{shown} match(es) for {safe(result.query, single_line=True, width=60)}, {order}{more}"
 
 
 # ------------------------------------------------------------------ timeline

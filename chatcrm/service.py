@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
-from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError
+from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError, clipped
 from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
 from chatcrm.rules import sla as sla_rule
@@ -23,6 +23,7 @@ from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
 from chatcrm.store import outbox as outbox_store
 from chatcrm.actions import client_waits, find_deal, record
+from chatcrm.times import Moment
 
 if TYPE_CHECKING:
     from chatcrm.events import Event, Invalid
@@ -64,8 +65,9 @@ class IngestReport:
 
 @dataclass
 class ImportedFile:
-    """An input an import reads, as the change log records it: its name and the SHA-256
-    of its bytes (None for stdin, which cannot be read twice, and for a folder)."""
+    """An input an import reads, as the change log records it: its name and, when known
+    before it is read, the SHA-256 of its bytes (else each source's digest is taken as it
+    is read: `ingest`'s `digest_of`)."""
 
     name: str
     sha256: str | None = None
@@ -84,6 +86,7 @@ def ingest(
     now: str | None = None,
     files: list[ImportedFile] | None = None,
     input_of: list[int] | None = None,
+    digest_of: list | None = None,
     tz: str | None = None,
     agents: Iterable[str] = (),
     chat: str | None = None,
@@ -94,8 +97,11 @@ def ingest(
     `batches` yields (source name, format, events). `files` are the inputs named (a file,
     a ZIP or a folder: one or several batches each) with their SHA-256; batch i was read
     from `files[input_of[i]]` (a list the caller fills as it yields batches), or from
-    `files[i]` without `input_of`. `tz`, `agents`, `chat` are the options they were read
-    with (the change log keeps them all). An invalid record refuses the whole import unless
+    `files[i]` without `input_of`; `digest_of[i]` (filled likewise), when given, is the
+    importers.sources.Digest of batch i's own bytes, known once its events are read: the
+    change log records it, and the earlier imports of those bytes are looked up then.
+    `tz`, `agents`, `chat` are the options they were read with (the change log keeps them
+    all). An invalid record refuses the whole import unless
     `skip_invalid`, in which case it is reported and left out. A file imported before by
     a change that is not undone, read now with another `tz` or `chat`, is refused when it
     would add anything (a shifted copy): that change must be undone first. With other
@@ -116,13 +122,17 @@ def ingest(
                 "skip_invalid": skip_invalid,
             })
             batch = ImportBatch(store, change_id=change_id)
+            # Bytes imported before are only found among live imports that know theirs.
+            hashed_before = changes.any_known_bytes(store, change_id)
             for position, (source, fmt, events) in enumerate(batches):
                 report.formats[source] = fmt
                 index = input_of[position] if input_of is not None else position
                 known = files[index] if index < len(files) else ImportedFile(source)
-                changes.add_file(store, change_id, position, source, known.name, known.sha256, fmt, tz, agents, chat)
-                shifted = _earlier_import(store, report, known, change_id, tz, agents, chat)
-                added_before = batch.settle() if shifted else 0
+                digest = digest_of[position] if digest_of is not None and position < len(digest_of) else None
+                shifted = _earlier_import(store, report, known, change_id, tz, agents, chat) if digest is None else []
+                # (a digest taken as the source is read is looked up once it is read)
+                later = digest is not None and hashed_before
+                added_before = batch.settle() if shifted or later else 0
                 batch.start_file()
                 for event in events:
                     if isinstance(event, Invalid):
@@ -138,6 +148,11 @@ def ingest(
                         batch.add(event)
                     except InvalidInput as error:
                         _invalid(report, error.record, skip_invalid)
+                if digest is not None:
+                    known = ImportedFile(known.name, digest.hexdigest() or known.sha256)
+                    if later:
+                        shifted = _earlier_import(store, report, known, change_id, tz, agents, chat)
+                changes.add_file(store, change_id, position, source, known.name, known.sha256, fmt, tz, agents, chat)
                 if shifted and batch.settle() > added_before:
                     raise _shifted_copy(source, shifted)
             batch.finish()
@@ -161,8 +176,8 @@ def ingest(
 def _earlier_import(store: Store, report: IngestReport, file: ImportedFile, change_id: int, tz: str | None,
                     agents: list[str], chat: str | None) -> list[Reimport]:
     """The same bytes imported before by live changes: other employees are reported
-    (the import goes on); those read with another zone or chat key are returned, to be
-    refused if the file adds anything."""
+    (the import goes on: once for an input of several sources); those read with another
+    zone or chat key are returned, to be refused if the file adds anything."""
     if file.sha256 is None:
         return []
     import json
@@ -229,8 +244,12 @@ class UndoOutcome:
     undone_by: int | None = None
     messages_removed: int = 0
     events_removed: int = 0
+    edits_removed: int = 0
+    statuses_removed: int = 0
     kept: int = 0
     directions_restored: int = 0
+    texts_restored: int = 0
+    replies_unqueued: int = 0
     deals_removed: int = 0
 
 
@@ -238,7 +257,9 @@ def undo(store: Store, change_ref: str, *, now: str) -> UndoOutcome:
     """Take a change back: remove the facts only it brought (a fact another change that
     is not undone also brought stays), give back the directions it changed, and let every
     state follow. Recorded as a change itself. An undo is not undone (refused): import
-    the file again or repeat the command instead."""
+    the file again or repeat the command instead. A reply that goes leaves the outbox
+    undelivered; one a live channel has taken already (or a `deliver` run holds now) is
+    the client's: its change is not undone (refused)."""
     try:
         change_id = int(str(change_ref).strip())
     except ValueError:
@@ -258,13 +279,27 @@ def undo(store: Store, change_ref: str, *, now: str) -> UndoOutcome:
             )
         if change["undone_by"] is not None:
             return UndoOutcome(change_id, change["command"], changed=False, undone_by=change["undone_by"])
+        sent = changes.sent_replies(store, change_id, now)
+        if sent:
+            first = sent[0]
+            if first["sent_at"] is not None:
+                how = ("was delivered to the client at ", Moment(first["sent_at"]))
+            else:
+                how = ("is being delivered by a `chatcrm deliver` run (until ", Moment(first["lease_until"]), ")")
+            raise Refused(
+                f"change {change_id} ({change['command']}) brought reply {first['reply_id']}, which ", *how,
+                "; a delivered reply cannot be taken back" + ("" if first["sent_at"] is not None
+                                                             else ": undo it once that run is over, if it failed"),
+            )
         undo_id = changes.begin(store, now, "undo", {"change": change_id})
         store.conn.execute("UPDATE changes SET undoes = ? WHERE id = ?", [change_id, undo_id])
         done = changes.undo(store, change_id, undo_id)
         changes.set_counts(store, undo_id, removed=done.removed)
     return UndoOutcome(change_id, change["command"], undo_id=undo_id, messages_removed=done.messages_removed,
-                       events_removed=done.events_removed, kept=done.kept,
-                       directions_restored=done.directions_restored, deals_removed=done.deals_removed)
+                       events_removed=done.events_removed, edits_removed=done.edits_removed,
+                       statuses_removed=done.statuses_removed, kept=done.kept,
+                       directions_restored=done.directions_restored, texts_restored=done.texts_restored,
+                       replies_unqueued=done.replies_unqueued, deals_removed=done.deals_removed)
 
 
 def change_log(store: Store, limit: int | None = None) -> list[dict]:
@@ -478,7 +513,7 @@ def search(
             )
         except search_store.MalformedQuery as error:
             raise UsageError(
-                f"malformed search query {query!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
+                f"malformed search query {clipped(query)!r}: {error} (words, \"exact phrase\", OR, NOT, prefix*, "
                 "text: or author: before a word; put other punctuation inside double quotes)"
             )
     return SearchResult(query, hits[:limit], sort, len(hits) > limit)

@@ -98,8 +98,9 @@ def config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
 def load(env: Mapping[str, str], check=None) -> Settings:
     """The settings in the file (none when there is no file at the default place).
 
-    `check(name, value)` validates a value (raising ValueError with the reason); the
-    error then names the file and the value's line."""
+    `check(name, value, view=False)` validates a value (raising ValueError with the
+    reason; `view`: a saved view's, which may also be `format = "ids"`); the error then
+    names the file and the value's line."""
     path, explicit = config_path(env)
     settings = Settings(path, explicit)
     try:
@@ -161,7 +162,9 @@ def load(env: Mapping[str, str], check=None) -> Settings:
                     raise problem(keys, f"unknown key {key!r} in [{table}.{name}] (use {', '.join(allowed)})")
                 if table == "replies":
                     value = _template(value, lambda r, k=keys: problem(k, r))
-                checked[key] = Setting(_checked(key, value, check, lambda r, k=keys: problem(k, r)), where(*keys))
+                in_view = None if check is None else (lambda k, v: check(k, v, view=True))
+                checked[key] = Setting(_checked(key, value, in_view if table == "views" else check,
+                                                lambda r, k=keys: problem(k, r)), where(*keys))
             if table == "views":
                 settings.views[name] = checked
             else:
@@ -204,7 +207,10 @@ def _template(value, fail) -> str:
         for _, name, spec, conversion in string.Formatter().parse(value):
             if name is None:
                 continue
-            if name not in PLACEHOLDERS or spec or conversion:
+            if name in PLACEHOLDERS and (spec or conversion):
+                shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise fail(f"{shown}: a placeholder takes no conversion or format; write {{{name}}}")
+            if name not in PLACEHOLDERS:
                 raise fail(f"unknown placeholder {{{name}}} (use {', '.join('{' + p + '}' for p in PLACEHOLDERS)};"
                            " {{ and }} write braces)")
     except ValueError as error:

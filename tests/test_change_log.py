@@ -317,10 +317,63 @@ def test_undo_each_message_that_stays_takes_the_direction_of_the_latest_change_t
     assert ok("check").out.startswith("ok:")
 
 
-def test_reimport_of_stdin_is_recorded_without_a_digest(tmp_path):
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_reimport_stdin_is_known_by_the_digest_of_the_bytes_piped(tmp_path):
     ok("ingest", "-", input=DAY.read_text(encoding="utf-8"))
-    assert changes_json()[0]["files"][0] == {"name": "<stdin>", "input": "<stdin>", "sha256": None, "format": "jsonl", "tz": "UTC",
-                                             "agents": [], "chat": None}
+    assert changes_json()[0]["files"][0] == {"name": "<stdin>", "input": "<stdin>", "sha256": sha256(DAY.read_bytes()),
+                                             "format": "jsonl", "tz": "UTC", "agents": [], "chat": None}
+    # the same bytes as a file are the same export
+    assert ok("ingest", DAY).err.startswith("added 0 message(s) and 0 other event(s); 28 already present")
+    assert changes_json()[0]["files"][0]["sha256"] == sha256(DAY.read_bytes())
+
+
+def test_reimport_the_same_export_piped_twice_with_another_tz_is_refused_naming_the_change(tmp_path):
+    text = WHATSAPP.read_bytes()
+    ok("ingest", "--agent", "Tienda Sol", "--chat", "wa:34600111222", "-", input=text)
+    before = state(db_path(tmp_path))
+    result = run("ingest", "--agent", "Tienda Sol", "--chat", "wa:34600111222", "--tz", "+01:00", "-", input=text)
+    assert (result.code, result.out) == (5, "")
+    assert result.err == (
+        "Error: <stdin>: these bytes were imported by change 1 with --tz UTC; with --tz +01:00 they would add a "
+        "shifted copy. Undo it first (chatcrm undo 1), then import the file again\n"
+    )
+    assert state(db_path(tmp_path)) == before and len(changes_json()) == 1
+    # the file itself, read with another zone, is the same export too
+    assert run("ingest", "--agent", "Tienda Sol", "--chat", "wa:34600111222", "--tz", "+01:00", WHATSAPP).code == 5
+    # other bytes on stdin are another export: a file that adds messages is not refused
+    other = text + "24/11/2026, 16:00 - Marta Gómez: ¿Y mañana?\n".encode()
+    again = run("ingest", "--agent", "Tienda Sol", "--chat", "wa:34600111222", "--tz", "+01:00", "-", input=other)
+    assert again.code == 0, again.err
+
+
+def test_reimport_a_chat_inside_another_zip_is_the_same_export(tmp_path):
+    import zipfile
+
+    ok("ingest", "--agent", "Tienda Sol", WHATSAPP)
+    archive = tmp_path / "WhatsApp Chat with Marta Gómez.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(WHATSAPP, WHATSAPP.name)
+        z.writestr("IMG-20261124-WA0001.jpg", b"\xff\xd8 not read")
+    result = run("ingest", "--agent", "Tienda Sol", "--tz", "Europe/Madrid", archive)
+    assert result.code == 5 and f"{archive}/{WHATSAPP.name}: these bytes were imported by change 1 with --tz UTC" in result.err
+    ok("ingest", "--agent", "Tienda Sol", archive)  # the same options: an ordinary re-import
+    member = changes_json()[0]["files"]
+    assert [(f["name"], f["input"], f["sha256"]) for f in member] == [
+        (f"{archive}/{WHATSAPP.name}", str(archive), sha256(WHATSAPP.read_bytes()))]
+
+
+def test_reimport_a_folder_with_another_agent_is_reported_naming_the_change(tmp_path):
+    from tests.test_exports_meta import FACEBOOK
+
+    ok("ingest", FACEBOOK, "--agent", "Tienda Sol")
+    result = ok("ingest", FACEBOOK, "--agent", "Tienda Sol", "--agent", "Rosa")
+    notes = [line for line in result.err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {FACEBOOK} was imported by change 1 with --agent Tienda Sol; now with --agent Tienda Sol "
+                     "--agent Rosa: the messages whose author's role changed change direction"]
+    assert "message(s) changed direction" in result.err and "added 0 message(s)" in result.err
 
 
 # ------------------------------------------------------------------ check
@@ -475,22 +528,33 @@ def test_recording_a_message_an_import_names_twice_is_linked_with_the_direction_
     assert ok("check").out.startswith("ok:")
 
 
-def test_recording_a_zip_of_several_chats_names_each_with_the_zip_and_its_digest(tmp_path):
+def _thread_digests(folder: Path) -> dict[str, str]:
+    """Each Meta thread of a folder and the digest of its message_N.json files, one after the other."""
+    threads: dict[str, list[Path]] = {}
+    for file in sorted(folder.rglob("message_*.json")):
+        threads.setdefault(file.parent.relative_to(folder).as_posix(), []).append(file)
+    return {thread: sha256(b"".join(f.read_bytes() for f in sorted(files, key=lambda f: int(f.stem.split("_")[1]))))
+            for thread, files in threads.items()}
+
+
+def test_recording_a_zip_of_several_chats_names_each_with_the_zip_and_its_own_digest(tmp_path):
     from tests.test_exports_meta import FACEBOOK, zipped
 
     archive = zipped(FACEBOOK, tmp_path / "facebook.zip")
     ok("ingest", archive, "--agent", "Tienda Sol")
     files = changes_json()[0]["files"]
     assert len(files) >= 2 and len({f["name"] for f in files}) == len(files)
-    assert {(f["input"], f["sha256"]) for f in files} == {(str(archive), hashlib.sha256(archive.read_bytes()).hexdigest())}
+    assert {f["input"] for f in files} == {str(archive)}
+    threads = _thread_digests(FACEBOOK)
+    assert {f["name"].removeprefix(f"{archive}/"): f["sha256"] for f in files} == threads
     # Meta's times carry their zone: another --tz adds nothing, and is an ordinary re-import
     assert "added 0 message(s)" in ok("ingest", "--tz", "Europe/Madrid", archive, "--agent", "Tienda Sol").err
     ok("undo", "1")
     ok("undo", "2")
     assert ok("list", "-f", "json").json() == []
-    folder = ok("ingest", FACEBOOK, "--agent", "Tienda Sol")  # a folder: no digest of its own
+    folder = ok("ingest", FACEBOOK, "--agent", "Tienda Sol")  # a folder: each thread's digest, as in the ZIP
     assert "added 5 message(s)" in folder.err
-    assert {f["sha256"] for f in changes_json()[0]["files"]} == {None}
+    assert {f["name"].removeprefix(f"{FACEBOOK}/"): f["sha256"] for f in changes_json()[0]["files"]} == threads
 
 
 def test_recording_commands_on_several_deals_and_close_idle_each_can_be_undone(tmp_path):
@@ -534,6 +598,36 @@ def test_undo_a_follow_up_two_imports_brought_keeps_it_until_both_are_undone(tmp
     row = next(r for r in ok("list", "-f", "json").json() if r["deal_id"] == 7)
     assert row["status"] == "pending"  # the import still brings it
     assert ok("check").code == 0
+
+
+def test_reimport_identity_a_digest_is_known_only_once_its_bytes_were_read_to_the_end_once():
+    import io
+
+    from chatcrm.importers.sources import Digest
+
+    data = b"line one\n" * 20000
+    digest = Digest()
+    stream = digest.watch(io.BytesIO(data))
+    stream.read(100)
+    assert digest.hexdigest() is None  # not read to its end: no identity
+    while stream.read(4096):
+        pass
+    assert digest.hexdigest() == sha256(data)
+    stream.seek(0)  # read again from the start (WhatsApp reads a file twice): hashed once
+    assert stream.read() == data
+    assert digest.hexdigest() == sha256(data)
+    halfway = Digest()  # read part of the way, then again from the start and on to the end
+    again = halfway.watch(io.BytesIO(data))
+    again.read(100_000)
+    again.seek(10)  # (its reads then straddle the bytes hashed so far)
+    assert again.read() == data[10:]
+    assert halfway.hexdigest() == sha256(data)
+    skipped = Digest()
+    gap = skipped.watch(io.BytesIO(data))
+    gap.read(10)
+    gap.seek(150_000)  # bytes never read: no identity
+    gap.read()
+    assert skipped.hexdigest() is None
 
 
 def test_the_change_log_table_words_a_reminder_and_takes_the_table_style(tmp_path):

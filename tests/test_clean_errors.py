@@ -128,3 +128,23 @@ def test_point7_an_argument_that_is_not_utf8_is_invalid_input(day, args, byte):
 def test_point4_an_error_quotes_a_short_excerpt_of_a_huge_zone(day):
     result = run("list", "--tz", "A" * 100_000)
     assert result.code == 2 and len(result.err) < 200 and "…'" in result.err
+
+
+@pytest.mark.parametrize("args", [["timeline", "9" * 10_000], ["search", "(" * 10_000], ["close", "-"]])
+def test_point4_errors_quote_short_excerpts_of_what_they_were_given(day, args):
+    stdin = "".join(f"no-such-{n}\n" for n in range(50)) if args[-1] == "-" else None
+    result = run(*args, input=stdin)
+    assert result.code in (2, 3) and result.err.count("\n") == 1 and len(result.err) < 400, result.err
+    if stdin:
+        assert "'no-such-9' and 40 more" in result.err
+
+
+def test_point4_the_search_summary_quotes_a_short_excerpt_of_a_long_query(day):
+    result = run("search", " OR ".join(["hola"] * 300))
+    assert result.code == 0 and len(result.err) < 200, result.err
+
+
+def test_point6_a_follow_up_after_the_latest_time_kept_says_so(day):
+    result = run("remind", "4", "1s", "--at", "9999-12-30T23:59:59Z")
+    assert (result.code, result.err) == (
+        2, "Error: WHEN: 1s from now is after 9999-12-30T23:59:59Z, the latest time chatcrm keeps\n")

@@ -151,3 +151,23 @@ def test_the_fetcher_imports_new_updates_and_confirms_them_only_once_imported(ap
     assert second.returncode == 0 and second.stderr == ""
     assert apis.requests[-1][2]["offset"] == ["871500004"]
     assert [d["deal_key"] for d in run("list", "-f", "json").json()] == ["tg:5550001"]
+
+
+def test_the_fetcher_skips_an_unreadable_update_and_keeps_few_failed_batches(apis, tmp_path):
+    good = json.loads((LIVE / "telegram-getupdates.json").read_text())["result"]
+    apis.updates = [{"update_id": good[0]["update_id"] - 1, "message": {"chat": "not an object"}}, *good]
+    env = {**os.environ, "CHATCRM_SPOOL": str(tmp_path / "spool"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    fetched = subprocess.run([EXAMPLES / "fetch-telegram.sh"], env=env, capture_output=True, text=True, timeout=60)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "skipped" in fetched.stderr and "added 2 message(s)" in fetched.stderr
+    assert (tmp_path / "spool" / "telegram-offset").read_text().strip() == "871500004"
+    env["CHATCRM_DB"] = str(tmp_path / "not-a-db")
+    (tmp_path / "not-a-db").write_text("not sqlite")
+    apis.updates = [{**update, "update_id": update["update_id"] + 10} for update in good]
+    for _ in range(7):
+        failed = subprocess.run([EXAMPLES / "fetch-telegram.sh"], env=env, capture_output=True, text=True, timeout=60)
+        assert failed.returncode == 1
+    assert len(list((tmp_path / "spool").glob("telegram-*.json.failed"))) == 5
+    assert not list((tmp_path / "spool").glob("telegram-*.json"))
+    assert (tmp_path / "spool" / "telegram-offset").read_text().strip() == "871500004"

@@ -290,3 +290,31 @@ def test_search_finds_a_message_by_its_edited_text_only(tmp_path, together):
     assert run("search", "verde", "-f", "json").json()[0]["text"] == "chaqueta verde"
     assert run("search", "roja", "-f", "json").json() == []
     assert run("check").code == 0
+
+
+def test_the_event_format_carries_an_edit_and_a_live_chat(tmp_path):
+    path = tmp_path / "live.jsonl"
+    path.write_text(
+        '{"id": "bot:1", "chat": "tg:1", "channel": "telegram", "recipient": "1", "via": "bc-1", "from": "client", '
+        '"text": "hola", "at": "2026-11-24T10:00:00Z"}\n'
+        '{"id": "bot:1", "chat": "tg:1", "from": "client", "text": "hola editado", "at": "2026-11-24T10:00:00Z", '
+        '"edited_at": "2026-11-24T10:01:00Z"}\n', encoding="utf-8")
+    fmt, (first, edit) = read(path)
+    assert fmt == "jsonl"
+    assert (first.live.channel, first.live.recipient, first.live.via, first.edited_at) == ("telegram", "1", "bc-1", None)
+    assert (edit.text, edit.edited_at, edit.live) == ("hola editado", "2026-11-24T10:01:00Z", None)
+
+
+@pytest.mark.parametrize("record, reason", [
+    ('{"chat": "tg:1", "from": "client", "at": "2026-11-24T10:00:00Z", "edited_at": "2026-11-24T10:01:00Z"}',
+     "an edit ('edited_at') names the message it edits by its 'id'"),
+    ('{"id": "1", "chat": "tg:1", "from": "client", "at": "2026-11-24T10:00:00Z", "edited_at": "later"}', "'edited_at':"),
+    ('{"chat": "web:1", "channel": "webchat", "recipient": "9", "from": "client", "at": "2026-11-24T10:00:00Z"}',
+     "'recipient' goes with a live channel (telegram, whatsapp) as 'channel'"),
+    ('{"chat": "tg:1", "via": "x", "from": "client", "at": "2026-11-24T10:00:00Z"}', "'via' goes with a 'recipient'"),
+])
+def test_an_edit_or_live_chat_in_the_event_format_is_checked(tmp_path, record, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(record + "\n", encoding="utf-8")
+    _, (event,) = read(path)
+    assert reason in str(event)

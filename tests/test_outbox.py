@@ -322,3 +322,11 @@ def test_each_reply_is_reported_as_soon_as_its_result_is_recorded(store):
 
     deliver(store, Watching(), Clock(at(5)), tried=lambda e: heard.append(("recorded", e["text"], e["state"])))
     assert heard == [("sending", "r1"), ("recorded", "r1", "delivered"), ("sending", "r2"), ("recorded", "r2", "delivered")]
+
+
+def test_whatsapp_statuses_touch_only_whatsapp_replies_with_their_id(store):
+    live(store, "telegram-getupdates.json")
+    actions.reply(store, "tg:5550001", "Sí", now=T0, author="Luis")
+    deliver(store, Sender(SendResult(True, remote_id=WAMID)), Clock(at(1)))  # a Telegram id that reads like a wamid
+    live(store, "whatsapp-statuses.json")
+    assert [e["state"] for e in service.outbox(store, now=at(2), everything=True)] == ["delivered"]

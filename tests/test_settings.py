@@ -133,6 +133,11 @@ def test_chatcrm_config_points_elsewhere(isolated_home, monkeypatch):
         ('\n[replies.hi]\ntext = "Hola {name}"\n', 3, "unknown placeholder {name}"),
         ('[replies.hi]\ntext = "Hola {contact"\n', 2, "expected '}'"),
         ('[replies.hi]\nbody = "Hola"\n', 2, "unknown key 'body' in [replies.hi]"),
+        ('[replies.hi]\ntext = "Hola {contact!r}"\n', 2, "{contact!r}: a placeholder takes no conversion or format; "
+         "write {contact}"),
+        ('[replies.hi]\ntext = "Hola {contact:>9}"\n', 2, "{contact:>9}: a placeholder takes no conversion"),
+        ('[views.x]\nformat = "idz"\n', 2, "unknown format 'idz' (use json, jsonl, csv, ids,"),
+        ('format = "ids"\n', 1, "unknown format 'ids'"),  # only a view lists deals
         ('tz = "UTC"\n\na = ' + "[" * 100_000 + "]" * 100_000 + "\n", 3, "nested deeper than 32 levels"),
         ('a = """\n' + "[" * 40 + '\n"""\n# ' + "{" * 40 + "\nb = { c = " + "[" * 33 + "]" * 33 + " }\n", 5,
          "nested deeper than 32 levels"),  # brackets in strings and comments do not count
@@ -184,3 +189,10 @@ def test_a_settings_file_is_read_up_to_its_size_bound(isolated_home, monkeypatch
     monkeypatch.setenv("CHATCRM_CONFIG", "/dev/zero")
     result = run("list")
     assert (result.code, result.err) == (2, "Error: /dev/zero: larger than 1024 KiB; not a settings file\n")
+
+
+def test_a_view_may_print_deal_ids_as_list_does(config):
+    write(config, CONFIG + '\n[views.ids]\nstatus = "unread"\nformat = "ids"\n')
+    result = run("list", "--view", "ids")
+    assert result.code == 0, result.err
+    assert result.out == run("list", "--status", "unread", "--format", "ids").out and result.out.strip()

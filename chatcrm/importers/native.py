@@ -9,14 +9,16 @@ import orjson
 
 from chatcrm import times
 from chatcrm.errors import InvalidInput
-from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid
+from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid, LiveChat
+from chatcrm.rules.delivery import SENT_STATE
 from chatcrm.importers.limits import MAX_LINE, excerpt, text_lines
 from chatcrm.rules.cells import restored
 
 FIELDS = (
     "type", "id", "chat", "deal", "deal_id", "chat_id", "activity_id", "channel", "contact", "title",
-    "from", "author", "text", "session", "agent", "due", "note", "clear", "at",
+    "from", "author", "text", "session", "agent", "due", "note", "clear", "at", "edited_at", "recipient", "via",
 )  # fmt: skip
+_LIVE_FIELDS = ("edited_at", "recipient", "via")  # what live channels add: read by the checked path
 _ID_HINTS = ("deal_id", "chat_id", "activity_id")
 _BOM = b"\xef\xbb\xbf"
 _OPTIONAL_STRINGS = ("channel", "contact", "deal", "title")
@@ -138,6 +140,8 @@ def _plain_message(record: dict, source: str, line: int, tz) -> Event | None:
     get = record.get
     if get("type", "message") != "message" or "deal_id" in record or "chat_id" in record or "activity_id" in record:
         return None
+    if any(name in record for name in _LIVE_FIELDS):
+        return None
     chat, direction, deal = get("chat"), get("from"), get("deal")
     if direction not in DIRECTIONS or chat is None or not chat.strip() or (deal is not None and not deal.strip()):
         return None
@@ -208,6 +212,23 @@ def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
         if direction not in DIRECTIONS:
             return Invalid(source, line, f"unknown 'from' {direction!r} (use client or agent)")
         default_author = (extra["contact"] or "client") if direction == "client" else "agent"
+        message_id = _string(record, "id", numbers=True)
+        edited_at = live = None
+        if record.get("edited_at") not in (None, ""):
+            if not message_id:
+                return Invalid(source, line, "an edit ('edited_at') names the message it edits by its 'id'")
+            try:
+                edited_at = times.parse(record["edited_at"], tz)
+            except ValueError as error:
+                return Invalid(source, line, f"'edited_at': {error}")
+        recipient = _string(record, "recipient", numbers=True)
+        if recipient:
+            if extra["channel"] not in SENT_STATE:
+                return Invalid(source, line, f"'recipient' goes with a live channel ({', '.join(SENT_STATE)}) "
+                                             "as 'channel'")
+            live = LiveChat(extra["channel"], recipient, _string(record, "via", numbers=True) or None)
+        elif record.get("via") not in (None, ""):
+            return Invalid(source, line, "'via' goes with a 'recipient'")
         return Event(
             "message",
             chat,
@@ -215,9 +236,11 @@ def _checked_event(record, source: str, line: int, tz) -> Event | Invalid:
             direction=direction,
             author=_string(record, "author", default_author) or default_author,
             text=_string(record, "text", ""),
-            id=_string(record, "id", numbers=True),
+            id=message_id,
             source=source,
             line=line,
+            edited_at=edited_at,
+            live=live,
             **extra,
         )
     except ValueError as error:

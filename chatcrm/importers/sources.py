@@ -7,10 +7,16 @@ folder every thread under `messages/inbox/THREAD/message_N.json` (a thread split
 several files is one chat). Everything is read in place, one member at a time, as a
 stream; media files are never read. Formats chatcrm does not read (Discord, Signal,
 Slack) are refused by name.
+
+Each source's bytes are hashed (SHA-256) as they are read, in the same pass: a file's, what
+stdin gives, a ZIP's or a folder's member (a Meta thread's files one after the other). The
+change log knows an export by that digest, wherever it comes from: piped twice, or the same
+WhatsApp chat inside another ZIP (`Digest`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -48,12 +54,94 @@ def source_size(path: str) -> int | None:
         return None
 
 
+# ------------------------------------------------------------------ content identity
+
+
+class Digest:
+    """The SHA-256 of a source's bytes, taken as its streams are read (`watch`). Known
+    (`hexdigest`) once every stream it watches has been read to its end; None before, or
+    when a stream was read with a gap."""
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+        self._streams = 0
+        self._ended = 0
+        self._broken = False
+
+    def watch(self, stream: BinaryIO) -> BinaryIO:
+        """`stream`, its bytes hashed as they are read (a second reading, after a seek back,
+        hashes nothing again)."""
+        self._streams += 1
+        return io.BufferedReader(_Hashed(stream, self), buffer_size=HEAD_BYTES)
+
+    def hexdigest(self) -> str | None:
+        if self._broken or not self._streams or self._ended < self._streams:
+            return None
+        return self._hash.hexdigest()
+
+
+class _Hashed(io.RawIOBase):
+    """A stream whose bytes go into a Digest as they are first read, in order."""
+
+    def __init__(self, raw, digest: Digest):
+        self._raw = raw
+        self._digest = digest
+        self._position = 0
+        self._hashed = 0  # bytes hashed: the stream's first ones
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            return self._raw.seekable()
+        except (OSError, ValueError):
+            return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._position = self._raw.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            n = readinto(buffer) or 0
+            data = memoryview(buffer)[:n]
+        else:
+            chunk = self._raw.read(len(buffer)) or b""
+            n = len(chunk)
+            buffer[:n] = chunk
+            data = memoryview(buffer)[:n]
+        start, end = self._position, self._position + n
+        if end > self._hashed:
+            if start > self._hashed:  # bytes skipped: no digest
+                self._digest._broken = True
+            else:
+                self._digest._hash.update(data[self._hashed - start:])
+            self._hashed = end
+        elif n == 0 and start >= self._hashed and not self._ended:
+            self._ended = True
+            self._digest._ended += 1
+        self._position = end
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 # ------------------------------------------------------------------ one stream
 
 
-def open_source(path: str, progress: Progress | None = None) -> tuple[bytes, BinaryIO]:
+def open_source(path: str, progress: Progress | None = None, digest: Digest | None = None) -> tuple[bytes, BinaryIO]:
     """The first bytes of a file (or `-`, stdin) and a stream that reads it all from the
-    start; a regular file's stream can seek (WhatsApp reads it twice)."""
+    start; a regular file's stream can seek (WhatsApp reads it twice). With `digest`, the
+    stream's bytes are hashed as they are read."""
     if path == "-":
         raw = sys.stdin.buffer
     else:
@@ -74,8 +162,12 @@ def open_source(path: str, progress: Progress | None = None) -> tuple[bytes, Bin
         raise UsageError(f"cannot read {source_name(path)}: {error.strerror or error}")
     if path != "-" and _regular(raw):
         raw.seek(0)
-        return head, io.BufferedReader(_Counted(raw, progress), buffer_size=HEAD_BYTES)
-    return head, io.BufferedReader(_Replay(head, raw, progress), buffer_size=HEAD_BYTES)
+        whole = _Counted(raw, progress)
+    else:
+        whole = _Replay(head, raw, progress)
+    if digest is not None:
+        return head, digest.watch(whole)
+    return head, io.BufferedReader(whole, buffer_size=HEAD_BYTES)
 
 
 def _regular(raw) -> bool:
@@ -281,12 +373,16 @@ def _bounded(events: Iterator, stream: BinaryIO | None, name: str) -> Iterator[E
             stream.close()
 
 
-def read_sources(path: str, fmt: str | None, options, progress: Progress | None = None) -> Iterator[Source]:
-    """Every (source name, format, events) a path holds: a file, stdin, a folder or a ZIP."""
+def read_sources(path: str, fmt: str | None, options, progress: Progress | None = None,
+                 digests: list[Digest] | None = None) -> Iterator[Source]:
+    """Every (source name, format, events) a path holds: a file, stdin, a folder or a ZIP.
+    With `digests`, the Digest of each source's bytes is appended to it as the source is
+    yielded (known once its events have all been read)."""
     if path != "-" and os.path.isdir(path):
-        yield from _container(_Folder(path), fmt, options)
+        yield from _container(_Folder(path), fmt, options, digests)
         return
-    head, stream = open_source(path, progress)
+    digest = Digest() if digests is not None else None
+    head, stream = open_source(path, progress, digest)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         stream.close()
         if path == "-":
@@ -296,9 +392,12 @@ def read_sources(path: str, fmt: str | None, options, progress: Progress | None 
         except (zipfile.BadZipFile, OSError, ValueError) as error:
             raise InvalidInput(f"{path}: a broken ZIP archive ({excerpt(str(error), 60)})")
         with archive:
-            yield from _container(_Zip(path, archive), fmt, options)
+            yield from _container(_Zip(path, archive), fmt, options, digests)
         return
-    yield _file_source(source_name(path), head, stream, fmt, options, _label(path))
+    source = _file_source(source_name(path), head, stream, fmt, options, _label(path))
+    if digests is not None:
+        digests.append(digest)
+    yield source
 
 
 def _label(path: str) -> str:
@@ -356,8 +455,16 @@ _META_THREAD = re.compile(
 _TELEGRAM = re.compile(r"(?:^|/)result\.json$")
 
 
-def _container(tree, fmt: str | None, options) -> Iterator[Source]:
+def _container(tree, fmt: str | None, options, digests: list[Digest] | None = None) -> Iterator[Source]:
     from chatcrm.importers import messenger, telegram, whatsapp
+
+    def identified(source: Source, digest: Digest) -> Source:
+        if digests is not None:
+            digests.append(digest)
+        return source
+
+    def opener(member: str, digest: Digest):
+        return lambda: digest.watch(tree.open(member)) if digests is not None else tree.open(member)
 
     paths = tree.paths
     lowered = {p.lower() for p in paths}
@@ -376,17 +483,19 @@ def _container(tree, fmt: str | None, options) -> Iterator[Source]:
             channel = "instagram" if "instagram" in (first.lower() + " " + hint) else None
             if "your_facebook_activity" in first or "facebook" in hint:
                 channel = "messenger"
-            opens = [(tree.where(p), (lambda p=p: tree.open(p))) for _, p in files]
+            digest = Digest()  # a thread's files, one after the other
+            opens = [(tree.where(p), opener(p, digest)) for _, p in files]
             name = tree.where(first.rsplit("/", 1)[0])
-            yield name, "messenger", _bounded(
-                messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)
+            yield identified((name, "messenger", _bounded(
+                messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)), digest)
         return
     results = [p for p in paths if _TELEGRAM.search(p) and p.count("/") <= 2]
     if results:
         for path in results:
             name = tree.where(path)
-            stream = tree.open(path)
-            yield name, "telegram", _bounded(telegram.read(stream, name, options), stream, name)
+            digest = Digest()
+            stream = opener(path, digest)()
+            yield identified((name, "telegram", _bounded(telegram.read(stream, name, options), stream, name)), digest)
         return
     chats = [p for p in paths if p.lower().endswith(".txt") and whatsapp.chat_file_name(p.rsplit("/", 1)[-1])]
     if not chats:
@@ -395,10 +504,12 @@ def _container(tree, fmt: str | None, options) -> Iterator[Source]:
     if chats:
         for path in chats:
             name = tree.where(path)
-            stream = tree.open(path)
+            digest = Digest()
+            stream = opener(path, digest)()
             member = source_name(os.path.splitext(path.rsplit("/", 1)[-1])[0])
             label = member if whatsapp.names_a_chat(member) else tree.label
-            yield name, "whatsapp", _bounded(whatsapp.read(stream, name, options, label=label), stream, name)
+            yield identified((name, "whatsapp", _bounded(whatsapp.read(stream, name, options, label=label), stream,
+                                                         name)), digest)
         return
     if any(p.lower().endswith(".md") for p in paths) and any("signal" in p.lower() for p in lowered | {tree.label.lower()}):
         raise InvalidInput(f"{tree.name}: this is a Signal export, which chatcrm does not read")

@@ -21,6 +21,10 @@ DEFAULT_TIMEOUT_SECONDS = 30
 MAX_TIMEOUT_SECONDS = 86400  # a sender that needs longer than a day for one reply has failed
 LEASE_MARGIN_SECONDS = 60
 
+# The channels that report statuses of the messages sent through them: a status belongs
+# to a reply of one of these with its remote id (a Telegram message id may equal a wamid
+# no more than by chance, but a forged or mistaken status must not touch it).
+STATUS_CHANNELS = ("whatsapp",)
 # What a channel says of a sent message (WhatsApp `statuses`), in rank order.
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 STATES = ("waiting", "sending", "sent", "delivered", "read", "failed")

@@ -16,9 +16,9 @@ from operator import itemgetter
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
 from chatcrm.rules import identity, naming
-from chatcrm.store import projection, search
+from chatcrm.store import edits, projection, search
 from chatcrm.store.connection import Store
-from chatcrm.store.ddl import FACT_TABLES
+from chatcrm.store.ddl import EVENT_FACT_TABLES
 
 FLUSH_EVERY = 5000
 _index_order = itemgetter(0, 1)
@@ -68,6 +68,7 @@ class ImportBatch:
         self._event_rows: list[tuple] = []
         self._assignment_rows: list[tuple] = []
         self._edit_rows: list[tuple] = []
+        self._originals: list[tuple] = []  # live messages that are not edits: (text, chat key, uid)
         self._status_rows: list[tuple] = []
         self._live: dict[str, tuple] = {}  # chat key -> (at, LiveChat) of its latest live message
         self._reminder_rows: list[tuple] = []
@@ -77,9 +78,10 @@ class ImportBatch:
         self._index_dropped = False
         self._search_after: int | None = None  # large import: messages after this id are indexed at the end
         self._any_keys = conn.execute("SELECT max(rowid) FROM chat_keys").fetchone()[0] is not None
-        # The facts this batch inserts get ids above these: they are linked in bulk at the end.
+        # The facts this batch inserts get ids above these: they are linked in bulk at the end
+        # (edits and delivery statuses, written last, are linked as they are written).
         self._last_ids = {
-            table: conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0 for table in FACT_TABLES
+            table: conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0 for table in EVENT_FACT_TABLES
         } if change_id is not None else {}
         self._no_links = change_id is not None and conn.execute("SELECT 1 FROM change_facts LIMIT 1").fetchone() is None
         conn.execute("PRAGMA defer_foreign_keys=ON")
@@ -145,6 +147,8 @@ class ImportBatch:
             )
             if event.edited_at is not None:
                 self._edit_rows.append((event.text, event.edited_at, event.chat, uid))
+            elif event.live is not None:
+                self._originals.append((event.text, event.chat, uid))
             if event.live is not None:
                 known = self._live.get(event.chat)
                 if known is None or (at, event.live.via or "") >= (known[0], known[1].via or ""):
@@ -348,15 +352,12 @@ class ImportBatch:
     def _finish_live(self) -> None:
         """Edits, live chats and delivery statuses, once every message row is written."""
         conn = self.store.conn
-        if self._edit_rows:
-            # The latest edit wins, whatever order the edits come in (equal times: the
-            # greater text, so that the result never depends on the order either).
-            self.edited += conn.executemany(
-                "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_key = ?3 AND uid = ?4 "
-                "AND (edited_at IS NULL OR edited_at < ?2 OR (edited_at = ?2 AND text < ?1))",
-                self._edit_rows,
-            ).rowcount
+        if self._edit_rows or self._originals:
+            # Each edit a fact linked to the change; the latest edit wins, whatever order
+            # the edits come in (store/edits.py).
+            self.edited += edits.record(conn, self.change_id, self._edit_rows, self._originals)
             self._edit_rows = []
+            self._originals = []
         if self._live:
             conn.executemany(_SAVE_LIVE_CHAT, (
                 (key, live.channel, live.recipient, live.via, at if live.via else None)
@@ -364,16 +365,29 @@ class ImportBatch:
             ))
             self._live = {}
         if self._status_rows:
-            cursor = conn.executemany(
-                "INSERT INTO delivery_statuses (remote_id, status, at, error) VALUES (?,?,?,?) "
-                "ON CONFLICT (remote_id, status) DO UPDATE SET at = min(at, excluded.at), "
-                "error = coalesce(error, excluded.error) WHERE excluded.at < at",
-                self._status_rows,
-            )
-            before = len(self._status_rows)
+            # Each report of a status is a fact: the same status at the same time is the
+            # same fact (the first stored keeps its error); it is linked to the change.
+            rows = self._status_rows
             self._status_rows = []
-            self.statuses_added += cursor.rowcount
-            self.present += before - cursor.rowcount
+            last = conn.execute("SELECT max(id) FROM delivery_statuses").fetchone()[0] or 0
+            added = conn.executemany(
+                "INSERT OR IGNORE INTO delivery_statuses (remote_id, status, at, error) VALUES (?,?,?,?)", rows
+            ).rowcount
+            self.statuses_added += added
+            self.present += len(rows) - added
+            if self.change_id is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                    "SELECT ?, 'delivery_statuses', id FROM delivery_statuses WHERE id > ? ORDER BY id",
+                    [self.change_id, last],
+                )
+                if added < len(rows):
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) "
+                        "SELECT ?, 'delivery_statuses', id FROM delivery_statuses "
+                        "WHERE remote_id = ? AND status = ? AND at = ?",
+                        ((self.change_id, *row[:3]) for row in rows),
+                    )
 
 
 def _earliest_column(column: str) -> str:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from chatcrm.rules import naming
-from chatcrm.store import projection
+from chatcrm.store import edits, projection
 from chatcrm.store.connection import Store
-from chatcrm.store.ddl import FACT_TABLES
+from chatcrm.store.ddl import EVENT_FACT_TABLES, FACT_TABLES
 
 BEFORE_CHANGE_LOG = "before_change_log"  # the command of the change that holds older facts
 
@@ -66,6 +66,15 @@ def earlier_imports(store: Store, sha256: str, than: int) -> list[dict]:
     )
 
 
+def any_known_bytes(store: Store, than: int) -> bool:
+    """Whether a live change before `than` imported bytes whose SHA-256 it knows."""
+    return store.conn.execute(
+        "SELECT 1 FROM change_files f JOIN changes c ON c.id = f.change_id WHERE f.sha256 IS NOT NULL "
+        "AND f.change_id < ? AND c.undone_by IS NULL LIMIT 1",
+        [than],
+    ).fetchone() is not None
+
+
 def find(store: Store, change_id: int) -> dict | None:
     return store.row("SELECT * FROM changes WHERE id = ?", [change_id])
 
@@ -96,13 +105,29 @@ class Undone:
 
     messages_removed: int = 0
     events_removed: int = 0
+    edits_removed: int = 0  # edits of messages (live channels)
+    statuses_removed: int = 0  # what live channels said of delivered replies
     kept: int = 0  # facts it brought that another live change also brought: they stay
     directions_restored: int = 0
+    texts_restored: int = 0  # messages that show an earlier edit, or their own text, again
+    replies_unqueued: int = 0  # replies removed from the outbox before they were delivered
     deals_removed: int = 0
 
     @property
     def removed(self) -> int:
-        return self.messages_removed + self.events_removed
+        return self.messages_removed + self.events_removed + self.edits_removed + self.statuses_removed
+
+
+def sent_replies(store: Store, change_id: int, now: str) -> list[dict]:
+    """The replies among the messages only this change brought that a live channel has
+    taken, or that a `deliver` run holds at `now`: they cannot be taken back."""
+    return store.rows(
+        "SELECT o.id AS reply_id, o.sent_at, o.lease_until FROM change_facts l JOIN outbox o ON o.message_id = l.fact_id "
+        "WHERE l.change_id = ? AND l.fact_table = 'messages' AND (o.sent_at IS NOT NULL OR o.lease_until > ?) "
+        "AND NOT EXISTS (SELECT 1 FROM change_facts x JOIN changes c ON c.id = x.change_id WHERE x.fact_table = "
+        "'messages' AND x.fact_id = l.fact_id AND x.change_id <> l.change_id AND c.undone_by IS NULL) ORDER BY o.id",
+        [change_id, now],
+    )
 
 
 def undo(store: Store, change_id: int, undo_id: int) -> Undone:
@@ -111,6 +136,7 @@ def undo(store: Store, change_id: int, undo_id: int) -> Undone:
     directions it changed, and re-derive what its chat keys touch."""
     conn = store.conn
     result = Undone()
+    conn.execute("PRAGMA defer_foreign_keys=ON")
     conn.execute("UPDATE changes SET undone_by = ? WHERE id = ?", [undo_id, change_id])
     conn.execute("DROP TABLE IF EXISTS temp.orphans")
     conn.execute(
@@ -120,6 +146,23 @@ def undo(store: Store, change_id: int, undo_id: int) -> Undone:
         [change_id],
     )
     linked = conn.execute("SELECT count(*) FROM change_facts WHERE change_id = ?", [change_id]).fetchone()[0]
+    # The edits of a message that goes go with it (whichever change brought them).
+    cascaded = conn.execute(
+        "INSERT INTO temp.orphans SELECT 'message_edits', e.id FROM message_edits e "
+        "WHERE e.message_id IN (SELECT fact_id FROM temp.orphans WHERE fact_table = 'messages') "
+        "AND e.id NOT IN (SELECT fact_id FROM temp.orphans WHERE fact_table = 'message_edits')"
+    ).rowcount
+    # The messages that stay and lose an edit show the latest edit left, else their own text.
+    reshown = [row[0] for row in conn.execute(
+        "SELECT DISTINCT e.message_id FROM message_edits e WHERE e.id IN "
+        "(SELECT fact_id FROM temp.orphans WHERE fact_table = 'message_edits') AND e.message_id NOT IN "
+        "(SELECT fact_id FROM temp.orphans WHERE fact_table = 'messages') ORDER BY e.message_id"
+    )]
+    # A reply that goes leaves the outbox: it is never delivered (service.undo refuses
+    # to take back one a channel has taken).
+    result.replies_unqueued = conn.execute(
+        "DELETE FROM outbox WHERE message_id IN (SELECT fact_id FROM temp.orphans WHERE fact_table = 'messages')"
+    ).rowcount
     # The chat keys it concerns: those its events named (every fact it brought is of one).
     keys = [row[0] for row in conn.execute(
         "SELECT chat_key FROM change_keys WHERE change_id = ? ORDER BY chat_key", [change_id]
@@ -130,12 +173,17 @@ def undo(store: Store, change_id: int, undo_id: int) -> Undone:
         ).rowcount
         if table == "messages":
             result.messages_removed = removed
+        elif table == "message_edits":
+            result.edits_removed = removed
+        elif table == "delivery_statuses":
+            result.statuses_removed = removed
         else:
             result.events_removed += removed
     conn.execute(
         "DELETE FROM change_facts WHERE (fact_table, fact_id) IN (SELECT fact_table, fact_id FROM temp.orphans)"
     )
-    result.kept = linked - result.removed
+    result.kept = linked - (result.removed - cascaded)
+    result.texts_restored = edits.show_latest(conn, reshown)
     # Each message it brought that stays takes the direction the latest live change says.
     restore = conn.execute(
         "SELECT l.fact_id, (SELECT o.direction FROM change_facts o JOIN changes c ON c.id = o.change_id "
@@ -164,6 +212,8 @@ def _rederive(store: Store, keys: list[str]) -> int:
         "AND NOT EXISTS (SELECT 1 FROM chat_events e WHERE e.chat_key = t.v) "
         "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.chat_key = t.v)"
     )]
+    # (where a live chat's replies went goes with its chat key)
+    conn.executemany("DELETE FROM live_chats WHERE chat_key = ?", ((key,) for key in gone))
     conn.executemany("DELETE FROM chat_keys WHERE key = ?", ((key,) for key in gone))
     empty = [deal_id for deal_id in sorted(deals)
              if conn.execute("SELECT 1 FROM chat_keys WHERE deal_id = ? LIMIT 1", [deal_id]).fetchone() is None]
@@ -228,6 +278,7 @@ def problems(store: Store) -> list[str]:
             f"AND NOT EXISTS (SELECT 1 FROM {table} f WHERE f.id = l.fact_id) ORDER BY l.fact_id LIMIT 100"
         ):
             found.append(f"change log: change {change_id} is linked to {table} row {fact_id}, which does not exist")
+    found += edits.problems(conn)
     for (fact_id,) in conn.execute(
         "SELECT m.id FROM messages m WHERE m.direction IS NOT (SELECT l.direction FROM change_facts l "
         "JOIN changes c ON c.id = l.change_id WHERE l.fact_table = 'messages' AND l.fact_id = m.id "
@@ -235,9 +286,11 @@ def problems(store: Store) -> list[str]:
     ):
         found.append(f"change log: message {fact_id}'s direction is not the one the latest change that brought "
                      "it says")
+    # (the counts are of messages and other events; edits and statuses are counted apart)
+    counted = ", ".join(f"'{table}'" for table in EVENT_FACT_TABLES)
     for change_id, added, messages, present, links in conn.execute(
         "SELECT c.id, c.messages_added + c.events_added, c.messages_added, c.present, "
-        "(SELECT count(*) FROM change_facts l WHERE l.change_id = c.id) FROM changes c "
+        f"(SELECT count(*) FROM change_facts l WHERE l.change_id = c.id AND l.fact_table IN ({counted})) FROM changes c "
         "WHERE c.undone_by IS NULL ORDER BY c.id"
     ):
         if not messages <= links <= added + present:

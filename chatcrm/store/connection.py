@@ -32,7 +32,8 @@ SCHEMA = (
     "m007_follow_ups",
     "m008_live_channels",
     "m009_change_log",
-    "m010_chat_channels",
+    "m010_live_facts_in_the_change_log",
+    "m011_chat_channels",
 )
 
 

@@ -2,8 +2,13 @@
 import drops and builds again at its end). Kept apart from `schema`, which needs
 sqlite-utils, so that a command that writes does not load it."""
 
-# The tables of facts: what an import records, a change links and an undo removes.
-FACT_TABLES = ("messages", "chat_events", "assignments", "reminders")
+# The tables of facts: what an import records, a change links and an undo removes. The
+# first four are what the summaries count as messages and other events; a live channel
+# also brings edits of messages (`message_edits`) and what it said of the replies it
+# delivered (`delivery_statuses`), counted on their own.
+EVENT_FACT_TABLES = ("messages", "chat_events", "assignments", "reminders")
+LIVE_FACT_TABLES = ("message_edits", "delivery_statuses")
+FACT_TABLES = (*EVENT_FACT_TABLES, *LIVE_FACT_TABLES)
 
 MESSAGES_KEY_INDEX = "CREATE UNIQUE INDEX messages_key ON messages (chat_key, uid)"
 # Which changes brought a fact (m009); a large first import builds it once at its end.

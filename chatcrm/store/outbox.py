@@ -1,5 +1,6 @@
 """The outbox: replies waiting for a live channel, the runs that deliver them, and what
-the channels said of them (rules/delivery.py).
+the channels said of them (rules/delivery.py): each report of a status a fact of its own,
+the earliest report of a status being when it happened.
 
 A reply is taken (`claim`) in a write transaction that gives it to one run for a lease:
 two runs never hold one reply, and a run that dies lets go when its lease runs out. A
@@ -13,19 +14,19 @@ from chatcrm import times
 from chatcrm.rules import delivery
 from chatcrm.store.connection import Store
 
-_STATUS_RANK = (
-    f"(SELECT max({delivery.rank_sql('s.status')}) FROM delivery_statuses s "
-    "WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id)"
-)
+# The statuses of reply `o`: reported for its remote id, on a channel that reports them.
+_ITS_STATUS = (f"o.remote_id IS NOT NULL AND o.channel IN ({', '.join(repr(c) for c in delivery.STATUS_CHANNELS)}) "
+               "AND s.remote_id = o.remote_id")
+_STATUS_RANK = f"(SELECT max({delivery.rank_sql('s.status')}) FROM delivery_statuses s WHERE {_ITS_STATUS})"
 
 _ENTRY = f"""
 SELECT o.id AS reply_id, o.message_id, o.chat_key, o.channel, o.recipient, o.via, o.reply_at,
        o.tries, o.next_try_at, o.lease_owner, o.lease_until, o.sent_at, o.remote_id, o.last_error,
        o.given_up_at, m.author, m.text, k.deal_id, {_STATUS_RANK} AS status_rank,
-       (SELECT s.error FROM delivery_statuses s WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id
-        AND s.status = 'failed') AS status_error,
-       (SELECT max(s.at) FROM delivery_statuses s WHERE o.remote_id IS NOT NULL AND s.remote_id = o.remote_id)
-        AS status_at
+       (SELECT s.error FROM delivery_statuses s WHERE {_ITS_STATUS}
+        AND s.status = 'failed' ORDER BY s.at, s.id LIMIT 1) AS status_error,
+       (SELECT max(first) FROM (SELECT min(s.at) AS first FROM delivery_statuses s
+        WHERE {_ITS_STATUS} GROUP BY s.status)) AS status_at
 FROM outbox o JOIN messages m ON m.id = o.message_id JOIN chat_keys k ON k.key = o.chat_key
 """
 

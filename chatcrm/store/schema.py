@@ -511,7 +511,81 @@ def m009_change_log(db) -> None:
 
 
 @migrations()
-def m010_chat_channels(db) -> None:
+def m010_live_facts_in_the_change_log(db) -> None:
+    """Edits and delivery statuses become facts of the change log: each edit a row of its
+    own (`message_edits`; a message's text is its latest edit's, else its own, kept in
+    `original_text` once it is edited), each status with an id, and both linked to the
+    changes that brought them. The ones stored before are linked to the change "before the
+    change log" (made here when there is none)."""
+    conn = db.conn
+    for statement in (
+        # A message's own text once an edit replaced it (NULL: never edited, or only its
+        # edits are known).
+        "ALTER TABLE messages ADD COLUMN original_text TEXT",
+        """
+        CREATE TABLE message_edits (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id),
+            edited_at TEXT NOT NULL,
+            text TEXT NOT NULL,
+            UNIQUE (message_id, edited_at, text)
+        )
+        """,
+        "INSERT INTO message_edits (message_id, edited_at, text) SELECT id, edited_at, text FROM messages "
+        "WHERE edited_at IS NOT NULL ORDER BY id",
+        # Each report of a status is a fact (the same status at another time too); the
+        # earliest report of a status is when it happened.
+        """
+        CREATE TABLE delivery_statuses_m010 (
+            id INTEGER PRIMARY KEY,
+            remote_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at TEXT NOT NULL,
+            error TEXT,
+            UNIQUE (remote_id, status, at)
+        )
+        """,
+        "INSERT INTO delivery_statuses_m010 (remote_id, status, at, error) SELECT remote_id, status, at, error "
+        "FROM delivery_statuses ORDER BY remote_id, status",
+        "DROP TABLE delivery_statuses",
+        "ALTER TABLE delivery_statuses_m010 RENAME TO delivery_statuses",
+        # The links' table, its CHECK naming the two new fact tables.
+        """
+        CREATE TABLE change_facts_m010 (
+            change_id INTEGER NOT NULL REFERENCES changes(id),
+            fact_table TEXT NOT NULL CHECK (fact_table IN ('messages', 'chat_events', 'assignments', 'reminders',
+                                                           'message_edits', 'delivery_statuses')),
+            fact_id INTEGER NOT NULL,
+            direction TEXT,
+            PRIMARY KEY (change_id, fact_table, fact_id)
+        ) WITHOUT ROWID
+        """,
+        "INSERT INTO change_facts_m010 SELECT change_id, fact_table, fact_id, direction FROM change_facts "
+        "ORDER BY change_id, fact_table, fact_id",
+        "DROP TABLE change_facts",
+        "ALTER TABLE change_facts_m010 RENAME TO change_facts",
+        "CREATE INDEX change_facts_fact ON change_facts (fact_table, fact_id)",
+    ):
+        conn.execute(statement)
+    if not (conn.execute("SELECT 1 FROM message_edits LIMIT 1").fetchone()
+            or conn.execute("SELECT 1 FROM delivery_statuses LIMIT 1").fetchone()):
+        return
+    row = conn.execute("SELECT min(id) FROM changes WHERE command = 'before_change_log'").fetchone()
+    before = row[0]
+    if before is None:
+        before = conn.execute(
+            "INSERT INTO changes (at, command, arguments) VALUES (NULL, 'before_change_log', '{}')"
+        ).lastrowid
+    for table in ("message_edits", "delivery_statuses"):
+        conn.execute(
+            f"INSERT OR IGNORE INTO change_facts (change_id, fact_table, fact_id) SELECT ?, '{table}', id "
+            f"FROM {table} ORDER BY id",
+            [before],
+        )
+
+
+@migrations()
+def m011_chat_channels(db) -> None:
     """Each session's channel beside it (its chat key's, derived like the rest of `chats`
     and compared by `check`): `stats` groups its figures by channel without looking up a
     chat key for each of them. `open_store` derives it after applying this migration, as
