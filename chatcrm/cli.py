@@ -346,7 +346,14 @@ def ingest(
         store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
     else:
         new = not _db_path(db).exists()
-        store = _store(db, create=True)
+        try:
+            store = _store(db, create=True)
+        except BaseException:  # stopped while the new database was being made: none is left
+            if new:
+                from chatcrm.store.connection import remove_database
+
+                remove_database(_db_path(db))
+            raise
 
     def sources():
         for index, path in enumerate(files):
@@ -359,11 +366,11 @@ def ingest(
         report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
                                 dry_run=dry_run, now=now, files=identified, input_of=input_of, digest_of=digests,
                                 tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
-    except Exception:
+    except BaseException:  # refused, interrupted (Ctrl-C) or stopped (kill): rolled back
         if not dry_run and new:
             from chatcrm.store.connection import discard_if_empty
 
-            discard_if_empty(store)  # a refused import into a new database leaves no database
+            discard_if_empty(store)  # an import that did not happen into a new database leaves no database
         raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
@@ -1105,10 +1112,35 @@ def main(argv: list[str] | None = None) -> None:
     _plain_usage(command)
     _shown_zone[:] = []
     _loaded_settings[:] = []
+    stopped = _stop_on_sigterm()
     try:
         _run(command, args)
     finally:
         _close_stores()
+        if stopped is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, stopped)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (`kill`, a cron timeout): unwinds like Ctrl-C, so that what is half-done is
+    rolled back and cleaned up on the way out."""
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM unwind the command; returns the handler it replaced (None: not the
+    main thread, where no handler can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def _close_stores() -> None:
@@ -1125,10 +1157,14 @@ def _run(command, args: list[str]) -> None:
     try:
         _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
+        if code == 130:  # typer's word for Ctrl-C, after the command cleaned up
+            _fail("interrupted", 130)
     except ChatcrmError as error:
         _fail(_worded(error), error.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except _Terminated:
+        _fail("stopped (SIGTERM)", 143)
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)

@@ -2,8 +2,8 @@
 
 CMD runs through the shell with the reply as JSON on stdin, and the same fields in the
 environment for scripts that would rather not parse JSON (`CHATCRM_CHANNEL`,
-`CHATCRM_CHAT_KEY`, `CHATCRM_CLIENT_ID`, `CHATCRM_TEXT`, `CHATCRM_TEXT_JSON` — the text
-as a JSON string —, `CHATCRM_REPLY_ID`, `CHATCRM_BUSINESS_CONNECTION_ID`,
+`CHATCRM_CHAT_KEY`, `CHATCRM_CLIENT_ID`, `CHATCRM_CLIENT_ID_JSON`, `CHATCRM_TEXT`,
+`CHATCRM_TEXT_JSON` — those two as JSON strings —, `CHATCRM_REPLY_ID`, `CHATCRM_BUSINESS_CONNECTION_ID`,
 `CHATCRM_PHONE_NUMBER_ID`). Exit status 0 is delivered; what it prints is the channel's
 answer: Telegram's `{"ok": true, "result": {"message_id": …}}`, WhatsApp's
 `{"messages": [{"id": "wamid…"}]}`, or the remote id alone on the first line. Any other
@@ -40,6 +40,7 @@ def environment(entry: dict) -> dict[str, str]:
         "CHATCRM_CHANNEL": entry["channel"],
         "CHATCRM_CHAT_KEY": entry["chat_key"],
         "CHATCRM_CLIENT_ID": entry["client_id"],
+        "CHATCRM_CLIENT_ID_JSON": json.dumps(str(entry["client_id"]), ensure_ascii=False),
         "CHATCRM_TEXT": entry["text"],
         "CHATCRM_TEXT_JSON": json.dumps(entry["text"], ensure_ascii=False),
         "CHATCRM_BUSINESS_CONNECTION_ID": entry.get("business_connection_id") or "",

@@ -13,8 +13,14 @@ base="${WHATSAPP_API_BASE:-https://graph.facebook.com/v21.0}"
 phone="${CHATCRM_PHONE_NUMBER_ID:-${WHATSAPP_PHONE_NUMBER_ID:-}}"
 : "${phone:?no phone number id: set WHATSAPP_PHONE_NUMBER_ID}"
 
-body=$(printf '{"messaging_product":"whatsapp","recipient_type":"individual","to":"%s","type":"text","text":{"preview_url":false,"body":%s}}' \
-    "$CHATCRM_CLIENT_ID" "$CHATCRM_TEXT_JSON")
+# The phone number id goes into a URL and curl's configuration: digits only.
+case $phone in
+*[!0-9]*) printf 'WhatsApp: the phone number id is not digits; not sent\n' >&2; exit 65 ;;
+esac
+
+# The recipient came in a webhook: it goes into the JSON as chatcrm encoded it, never raw.
+body=$(printf '{"messaging_product":"whatsapp","recipient_type":"individual","to":%s,"type":"text","text":{"preview_url":false,"body":%s}}' \
+    "$CHATCRM_CLIENT_ID_JSON" "$CHATCRM_TEXT_JSON")
 # The token goes in curl's configuration on stdin, not on its command line (ps shows that).
 if answer=$(printf 'url = "%s/%s/messages"\nheader = "Authorization: Bearer %s"\n' "$base" "$phone" "$WHATSAPP_TOKEN" |
     curl --config - --silent --show-error --fail-with-body --max-time 20 \

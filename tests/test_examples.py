@@ -153,6 +153,26 @@ def test_the_fetcher_imports_new_updates_and_confirms_them_only_once_imported(ap
     assert [d["deal_key"] for d in run("list", "-f", "json").json()] == ["tg:5550001"]
 
 
+def test_the_whatsapp_sender_json_encodes_the_recipient_and_refuses_a_phone_id_that_is_not_digits(apis):
+    """A recipient stored before ids were checked (or by another tool) cannot add fields to
+    the request: it arrives as one string, whatever it holds; a phone number id that is
+    not digits (it goes into the URL and curl's configuration) is not sent at all."""
+    import sqlite3
+
+    assert run("ingest", LIVE / "whatsapp-message.json").code == 0
+    assert run("reply", "wa:34600111222", "hola").code == 0
+    assert run("reply", "wa:34600111222", "adiós").code == 0
+    hostile = '34600111222","to":"34999999999'
+    with sqlite3.connect(os.environ["CHATCRM_DB"]) as conn:
+        conn.execute("UPDATE outbox SET recipient = ? WHERE id = 1", (hostile,))
+        conn.execute("UPDATE outbox SET via = ? WHERE id = 2", ('1"\nurl = "http://elsewhere',))
+    result = run("deliver", "--command", EXAMPLES / "send-whatsapp.sh")
+    assert result.code == 0, result.err
+    assert len(apis.requests) == 1 and apis.requests[0][2]["to"] == hostile
+    assert result.out.splitlines()[1].startswith("reply 2 (deal 1, wa:34600111222): try 1 failed")
+    assert "the phone number id is not digits; not sent" in result.out
+
+
 def test_the_fetcher_skips_an_unreadable_update_and_keeps_few_failed_batches(apis, tmp_path):
     good = json.loads((LIVE / "telegram-getupdates.json").read_text())["result"]
     apis.updates = [{"update_id": good[0]["update_id"] - 1, "message": {"chat": "not an object"}}, *good]

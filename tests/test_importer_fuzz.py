@@ -31,7 +31,11 @@ SEEDS = {
                  FIXTURES / "whatsapp/layouts/old_android_month_names.txt", FIXTURES / "whatsapp/android_12h_ampm.txt"],
     "messenger": [FIXTURES / "messenger/message_1.json",
                   FIXTURES / "meta/facebook-tiendasol-2025/your_facebook_activity/messages/inbox/anagarcia_10001/message_1.json"],
+    "telegram-bot": [FIXTURES / "live/telegram-getupdates.json", FIXTURES / "live/telegram-business.jsonl",
+                     FIXTURES / "live/telegram-edit.json"],
+    "whatsapp-cloud": [FIXTURES / "live/whatsapp-message.json", FIXTURES / "live/whatsapp-statuses.json"],
 }
+LIVE_FORMATS = ["telegram-bot", "whatsapp-cloud"]
 _CSV_SEED = (
     "type,chat,from,author,text,at\n"
     "message,tg:1,client,Ana,\"hola, ¿qué tal?\",2026-11-24T09:00:00Z\n"
@@ -92,7 +96,13 @@ def json_mutated(draw, fmt):
     import json
 
     seed = draw(st.sampled_from(SEED_BYTES[fmt])).decode("utf-8-sig")
-    docs = [json.loads(line) for line in seed.splitlines() if line.strip()] if fmt == "jsonl" else [json.loads(seed)]
+    try:
+        docs = [json.loads(seed)] if fmt != "jsonl" else None
+    except ValueError:  # JSON Lines of live updates
+        docs = None
+    lines = docs is None
+    if lines:
+        docs = [json.loads(line) for line in seed.splitlines() if line.strip()]
     for doc in docs:
         paths = [p for p in _paths(doc) if p]
         for _ in range(draw(st.integers(1, 4))):
@@ -107,9 +117,9 @@ def json_mutated(draw, fmt):
             paths = [p for p in _paths(doc) if p]
             if not paths:
                 break
-    if fmt == "jsonl":
+    if lines:
         return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode()
-    return json.dumps(docs[0], ensure_ascii=draw(st.booleans())).encode()
+    return json.dumps(docs[0], ensure_ascii=draw(st.booleans()), indent=draw(st.sampled_from([None, 2]))).encode()
 
 
 _TEXT_TOKENS = ["[", "]", " - ", ": ", "\n", "\r\n", "\u200e", "\u202a", "\u00a0", "~", "<This message was edited>",
@@ -139,6 +149,8 @@ def text_mutated(draw, fmt):
 
 
 def inputs(fmt):
+    if fmt in LIVE_FORMATS:  # structure-aware above all: any value replaced by any other JSON type
+        return st.one_of(st.binary(max_size=600), mutated(fmt), json_mutated(fmt), json_mutated(fmt), json_mutated(fmt))
     if fmt in ("jsonl", "telegram", "messenger"):
         return st.one_of(st.binary(max_size=600), mutated(fmt), json_mutated(fmt), json_mutated(fmt))
     return st.one_of(st.binary(max_size=600), mutated(fmt), text_mutated(fmt), text_mutated(fmt), text_mutated(fmt))
@@ -158,14 +170,15 @@ class _Harness:
         self.cases = 0
         self.outcomes = {"imported": 0, "refused": 0}
 
-    def check(self, fmt, data, detect, agents, chat):
+    def check(self, fmt, data, detect, agents, chat, skip_invalid=None):
         path = self.folder / ("input." + {"jsonl": "jsonl", "csv": "csv", "whatsapp": "txt"}.get(fmt, "json"))
         path.write_bytes(data)
         options = ImportOptions(agents=agents, chat=chat)
         before = _rows(self.db)
         try:
             sources = importers.read_sources(str(path), None if detect else fmt, options)
-            service.ingest(self.store, importers.checked(sources, options), skip_invalid=bool(agents))
+            skip = bool(agents) if skip_invalid is None else skip_invalid
+            service.ingest(self.store, importers.checked(sources, options), skip_invalid=skip)
             self.outcomes["imported"] += 1
         except InvalidInput as error:
             self.outcomes["refused"] += 1
@@ -181,12 +194,16 @@ class _Harness:
 def _fuzz(fmt, examples, tmp_path_factory):
     harness = _Harness(tmp_path_factory.mktemp(f"fuzz-{fmt}"))
 
+    live = fmt in LIVE_FORMATS  # --chat (and --agent on WhatsApp) are refused there, exit 2
+    agents = [(), ("Ana Pérez",)] if fmt == "telegram-bot" else [()] if live else [
+        (), ("Tienda Sol",), ("Tienda Sol", "Luis"), ("Luis", "Elena")]
+
     @settings(max_examples=examples, deadline=None, derandomize=examples > 500,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(data=inputs(fmt), detect=st.booleans(), agents=st.sampled_from([(), ("Tienda Sol",), ("Tienda Sol", "Luis"), ("Luis", "Elena")]),
-           chat=st.sampled_from([None, "x:1"]))
-    def case(data, detect, agents, chat):
-        harness.check(fmt, data, detect, agents, chat)
+    @given(data=inputs(fmt), detect=st.booleans(), agents=st.sampled_from(agents),
+           chat=st.sampled_from([None] if live else [None, "x:1"]), skip_invalid=st.booleans() if live else st.none())
+    def case(data, detect, agents, chat, skip_invalid):
+        harness.check(fmt, data, detect, agents, chat, skip_invalid)
 
     try:
         case()
@@ -200,13 +217,13 @@ def _fuzz(fmt, examples, tmp_path_factory):
 FORMATS = ["jsonl", "csv", "telegram", "whatsapp", "messenger"]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMATS + LIVE_FORMATS)
 def test_fuzz_each_importer_a_quick_sample(fmt, tmp_path_factory):
     _fuzz(fmt, 120, tmp_path_factory)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMATS + LIVE_FORMATS)
 def test_fuzz_each_importer_1000_cases(fmt, tmp_path_factory):
     _fuzz(fmt, int(os.environ.get("CHATCRM_FUZZ_CASES", "1000")), tmp_path_factory)
 
@@ -310,7 +327,7 @@ def test_a_nul_byte_in_a_named_text_format_is_refused_at_its_line(fmt, tmp_path)
     assert result.code == 5 and result.err.startswith(f"Error: {path}:2: binary data (a NUL byte)"), result.err
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMATS + LIVE_FORMATS)
 def test_fuzz_through_the_cli_exit_0_or_5_and_never_an_internal_error(fmt, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"cli-{fmt}")
     db = folder / "cli.db"
@@ -320,7 +337,8 @@ def test_fuzz_through_the_cli_exit_0_or_5_and_never_an_internal_error(fmt, tmp_p
     def case(data, detect):
         path = folder / "input.data"
         path.write_bytes(data)
-        args = ["ingest", "--db", db, path, "--agent", "Tienda Sol", "--chat", "x:1"] + ([] if detect else ["--format", fmt])
+        options = [] if fmt in LIVE_FORMATS else ["--agent", "Tienda Sol", "--chat", "x:1"]
+        args = ["ingest", "--db", db, path, *options] + ([] if detect else ["--format", fmt])
         before = _rows(db) if db.exists() else 0
         result = run(*args)
         assert result.code in (0, 5), result.err

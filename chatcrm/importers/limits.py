@@ -14,6 +14,8 @@ from chatcrm.errors import InvalidInput
 MAX_LINE = 8 << 20  # bytes in one line of a text format (JSON Lines, CSV, WhatsApp)
 MAX_TEXT = 1 << 20  # characters in one message (a WhatsApp message spans lines)
 MAX_DEPTH = 64  # nesting of JSON arrays and objects
+MAX_VALUE = 16 << 20  # bytes of one live payload (one line, or spread over lines), or one CSV record
+MAX_VALUES = 1 << 20  # commas (values) in one live payload document: 100 updates of 4,096 characters stay below
 MAX_JSON_FILE = 256 << 20  # bytes of one Messenger/Instagram file (read whole)
 MAX_SPOOL = 256 << 20  # bytes of a WhatsApp export read from a pipe (kept for two passes)
 MAX_INVALID = 1000  # invalid records in one file before the file is refused

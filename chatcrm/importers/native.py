@@ -10,8 +10,8 @@ import orjson
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid, LiveChat
+from chatcrm.importers.limits import MAX_LINE, MAX_VALUE, excerpt, mib, text_lines
 from chatcrm.rules.delivery import SENT_STATE
-from chatcrm.importers.limits import MAX_LINE, excerpt, text_lines
 from chatcrm.rules.cells import restored
 
 FIELDS = (
@@ -58,8 +58,12 @@ def _json_problem(raw: bytes, error) -> str:
 
 
 def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
+    """Rows of chatcrm's columns. A quoted cell may span lines (`export` writes a text with
+    newlines so); a record that reaches the end of the file inside quotes is refused naming
+    the line where it began, as is a record over MAX_VALUE and a header naming a column twice."""
     csv.field_size_limit(MAX_LINE)
-    rows = csv.reader(_decoded(text_lines(stream, source, "a CSV file"), source))
+    lines = _Lines(text_lines(stream, source, "a CSV file"), source)
+    rows = csv.reader(lines, strict=True)
     try:
         header = next(rows, None)
         if header is None:
@@ -67,17 +71,24 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
         header = [h.strip() for h in header]
         unknown = [h for h in header if h not in FIELDS]
         missing = [h for h in ("chat", "at") if h not in header]
-        if unknown or missing:
+        twice = sorted({h for h in header if header.count(h) > 1 and h in FIELDS}, key=header.index)
+        if unknown or missing or twice:
             problems = []
             if missing:
                 problems.append("missing column " + ", ".join(missing))
             if unknown:
                 shown = ", ".join(repr(excerpt(h)) for h in unknown[:5])
                 problems.append("unknown column " + shown + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+            if twice:
+                problems.append("column " + ", ".join(twice) + " named twice")
             raise InvalidInput(
                 f"{source}:1: wrong CSV header ({'; '.join(problems)}); columns are: {', '.join(FIELDS)}"
             )
-        for row in rows:
+        while True:
+            lines.record_starts()
+            row = next(rows, None)
+            if row is None:
+                break
             number = rows.line_num
             if not any(cell.strip() for cell in row):
                 continue
@@ -88,17 +99,43 @@ def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid
             record = {name: restored(cell) for name, cell in zip(header, row) if cell != ""}
             yield event_from_record(record, source, number, options.tz)
     except csv.Error as error:
-        raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {excerpt(str(error), 80)}")
+        if "unexpected end of data" in str(error):
+            raise InvalidInput(f"{source}:{lines.start}: a quoted cell that is never closed: the record that "
+                               "begins on this line runs to the end of the file") from None
+        raise InvalidInput(f"{source}:{rows.line_num}: bad CSV: {excerpt(str(error), 80)}") from None
 
 
-def _decoded(lines, source: str) -> Iterator[str]:
-    for number, raw in lines:
+class _Lines:
+    """The decoded lines of a CSV file for csv.reader, minding where each record begins
+    and that one record (its quoted cells may span lines) stays within MAX_VALUE."""
+
+    def __init__(self, lines, source: str):
+        self._lines = lines
+        self._source = source
+        self.number = 0  # the last line read
+        self.start = 1  # the line the record being read begins on
+        self._size = 0
+
+    def record_starts(self) -> None:
+        self.start = self.number + 1
+        self._size = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        number, raw = next(self._lines)
+        self.number = number
+        self._size += len(raw)
+        if self._size > MAX_VALUE:
+            raise InvalidInput(f"{self._source}:{self.start}: a CSV record larger than {mib(MAX_VALUE)} "
+                               "(a quoted cell left open?)")
         if number == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
         try:
-            yield raw.decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise InvalidInput(f"{source}:{number}: not UTF-8 text (byte {error.start + 1})")
+            raise InvalidInput(f"{self._source}:{number}: not UTF-8 text (byte {error.start + 1})") from None
 
 
 def _string(record: dict, name: str, default=None, *, numbers: bool = False):

@@ -85,7 +85,7 @@ class AgentCheck:
     `watch` passes a source's events through and notes its authors; `finish` refuses the
     import, naming the authors found, when a name matched nobody."""
 
-    CHAT_FORMATS = ("telegram", "whatsapp", "messenger")
+    CHAT_FORMATS = ("telegram", "whatsapp", "messenger", "telegram-bot")
 
     def __init__(self, agents: tuple[str, ...]):
         self.agents = {normalise(a): a for a in agents if a.strip()}
