@@ -33,6 +33,7 @@ SCHEMA = (
     "m008_live_channels",
     "m009_change_log",
     "m010_live_facts_in_the_change_log",
+    "m011_chat_channels",
 )
 
 
