@@ -928,7 +928,8 @@ def export(
 ) -> None:
     """Write every stored fact as chatcrm events.
 
-    Messages, closes, completions and assignments in time order, as JSON Lines (or CSV).
+    Messages, closes, completions, assignments and reminders in time order, then edits,
+    as JSON Lines (or CSV); a live chat's first message says where its replies go.
     Importing them into a new database gives the same queue, timelines and stats, ids
     included: a backup, a diff between two databases, or a case to hand over.
     """

@@ -74,7 +74,8 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
         params = [deal_id] * 4
     rows = conn.execute(
         f"""
-        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, m.text, NULL, NULL, NULL, NULL,
+        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, coalesce(m.original_text, m.text),
+               NULL, NULL, NULL, NULL,
                NULL, NULL, {FACT_RANK['message']}, m.seq, m.id
         FROM messages m{whole}{keys.format('m.')}
         UNION ALL
@@ -131,6 +132,28 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
             for key, *profile in conn.execute(_PROFILES.format(", ".join("?" * len(chunk))), chunk):
                 profiles[key] = tuple(profile)
         yield from zip(block, map(profiles.__getitem__, keys))
+
+
+def edit_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
+    """Every stored edit of a message (of one deal's chat keys, when given), as (chat key,
+    uid, direction, author, sent at, edited at, text, channel), in the messages' time
+    order and each message's edits in theirs. `fact_rows` gives a message's own text."""
+    where = " WHERE k.deal_id = ?" if deal_id is not None else ""
+    return store.conn.execute(
+        "SELECT m.chat_key, m.uid, m.direction, m.author, m.sent_at, e.edited_at, e.text, k.channel "
+        "FROM message_edits e JOIN messages m ON m.id = e.message_id JOIN chat_keys k ON k.key = m.chat_key"
+        + where + " ORDER BY m.sent_at, m.chat_key, m.uid, e.edited_at, e.id",
+        [deal_id] if deal_id is not None else [],
+    )
+
+
+def live_chats(store: Store, deal_id: int | None = None) -> dict[str, tuple[str, str | None]]:
+    """The chat keys that came from a live channel (of one deal, when given): chat key ->
+    (recipient, via). Few: read whole."""
+    where = " WHERE l.chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)" if deal_id is not None else ""
+    rows = store.conn.execute("SELECT l.chat_key, l.recipient, l.via FROM live_chats l" + where,
+                              [deal_id] if deal_id is not None else [])
+    return {key: (recipient, via) for key, recipient, via in rows}
 
 
 FACTS_PER_READ = 1000  # facts read at once, their chat keys' profiles looked up together
