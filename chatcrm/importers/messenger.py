@@ -40,10 +40,17 @@ _THREAD_PATH = re.compile(
     r"(?:^|/)(?P<thread>(?:inbox|archived_threads|filtered_threads|message_requests|e2ee_cutover)/[^/]+)/message_\d+\.json$"
 )
 # Rows the app writes into a thread that nobody sent as a message: calls, reactions and
-# likes, group changes, new-connection notices (the 2024+ exports have no `type`).
+# likes, group changes, new-connection notices, unsent messages (the 2024+ exports have no
+# `type`). Only whole rows in the app's fixed phrases, per language: a client's sentence
+# that begins with "Reaccionó" or holds "called" is the client's message. A phrase that
+# names who did it is a notice only when that is the row's sender (or "You").
+_REACTION = r"\S{1,16}"
 _NOTICE = re.compile(
-    r"^(?:Reacted|reacted|Reaccionó|reaccionó|Reagiu|reagiu|A réagi|a réagi|Hat mit|hat mit|Ha reagito|ha reagito|"
-    r"Heeft met|heeft met|Mereaksi|mereaksi|Отреагировал|отреагировал)\b.{0,80}$|"
+    rf"^(?:Reacted {_REACTION} to your message|Reaccionó (?:con )?{_REACTION} a tu mensaje|"
+    rf"Reagiu (?:com )?{_REACTION} (?:à|a) sua mensagem|A réagi (?:avec )?{_REACTION} à votre message|"
+    rf"Hat mit {_REACTION} auf deine Nachricht reagiert|Ha reagito (?:con )?{_REACTION} al tuo messaggio|"
+    rf"Heeft met {_REACTION} op je bericht gereageerd|Mereaksi {_REACTION} ke pesan Anda|"
+    rf"Отреагировал(?:а|\(а\))? {_REACTION} на ваше сообщение)$|"
     r"^(?:Liked a message|Me gustó un mensaje|Le gustó un mensaje|Curtiu uma mensagem|A aimé un message|"
     r"Mi piace un messaggio|Gefällt eine Nachricht)\.?$|"
     r"^(?:Missed call|Missed video call|Llamada perdida|Videollamada perdida|Chamada perdida|Appel manqué|"
@@ -51,10 +58,14 @@ _NOTICE = re.compile(
     r"^(?:The call ended|The video call ended|La llamada terminó|La videollamada terminó|A chamada terminou|"
     r"L'appel est terminé|Der Anruf wurde beendet|La chiamata è terminata)\.?$|"
     r"^You are now connected on Messenger\.?$|^Say hi to your new Facebook friend.{0,80}$|"
-    r"^You can now message and call each other.{0,120}$|^(?:You|.{1,120}?) (?:"
+    r"^You can now message and call each other.{0,120}$|"
+    r"^(?:This message was unsent|Se anuló el envío de este mensaje|Esta mensagem foi cancelada)\.?$"
+)
+_ACTED = re.compile(
+    rf"^(?P<actor>.{{1,120}}?) (?:"
     r"started a call|started a video call|started an audio call|joined the call|joined the video call|"
-    r"missed a call from .{1,120}|missed a video call from .{1,120}|called you|called .{1,120}|"
-    r"reacted .{1,40} to (?:your|a|their|his|her) message|liked a message|"
+    r"missed a call from .{1,120}|missed a video call from .{1,120}|called you|"
+    rf"reacted {_REACTION} to (?:your|a|their|his|her) message|liked a message|unsent a message|"
     r"named the group .{0,200}|changed the group name to .{0,200}|changed the group photo|removed the group name|"
     r"set the nickname for .{1,200}|set (?:your|his|her|their) nickname to .{0,200}|cleared the nickname for .{1,120}|"
     r"turned (?:on|off) member approval.{0,80}|(?:joined|left) the group|added .{1,200} to the group|"
@@ -62,13 +73,15 @@ _NOTICE = re.compile(
     r"set the emoji to .{1,20}|set the quick reaction to .{1,20}|changed the chat colou?rs?.{0,80}|"
     r"made .{1,120} an admin|removed .{1,120} as an admin|"
     r"inició una llamada|inició una videollamada|nombró el grupo .{0,200}|salió del grupo|se unió al grupo|"
-    r"añadió a .{1,200} al grupo|agregó a .{1,200} al grupo|eliminó a .{1,200} del grupo|"
+    r"añadió a .{1,200} al grupo|agregó a .{1,200} al grupo|eliminó a .{1,200} del grupo|anuló el envío de un mensaje|"
     r"iniciou uma chamada|iniciou uma chamada de vídeo|saiu do grupo|entrou no grupo|adicionou .{1,200} ao grupo|"
-    r"removeu .{1,200} do grupo|a quitté le groupe|a rejoint le groupe|a ajouté .{1,200} au groupe|"
-    r"a lancé un appel|hat die Gruppe verlassen|ist der Gruppe beigetreten|hat einen Anruf gestartet|"
-    r"ha abbandonato il gruppo|si è unito al gruppo|ha avviato una chiamata)\.?$",
+    r"removeu .{1,200} do grupo|cancelou o envio de uma mensagem|a quitté le groupe|a rejoint le groupe|"
+    r"a ajouté .{1,200} au groupe|a lancé un appel|a retiré un message|hat die Gruppe verlassen|"
+    r"ist der Gruppe beigetreten|hat einen Anruf gestartet|hat eine Nachricht zurückgenommen|"
+    r"ha abbandonato il gruppo|si è unito al gruppo|ha avviato una chiamata|ha annullato l'invio di un messaggio)\.?$",
     re.S,
 )
+_YOU = {"you", "tú", "tu", "você", "vous", "du", "jij", "anda", "вы"}
 
 
 def read(stream: BinaryIO, source: str, options, channel: str | None = None) -> Iterator[Event | Invalid]:
@@ -205,12 +218,21 @@ def _not_a_message(message: dict) -> bool:
     kind = message.get("type")
     if (isinstance(kind, str) and kind in _NOT_MESSAGES) or "call_duration" in message:
         return True
+    if message.get("is_unsent") is True:
+        return True  # a message its sender took back: nothing of it is left to read
     if "users" in message and str(message.get("content", "")).endswith(("joined the group.", "left the group.")):
         return True
     content = message.get("content")
     if not isinstance(content, str) or len(content) > 400 or any(message.get(f) for f, _ in _MEDIA):
         return False
-    return _NOTICE.match(content.strip()) is not None
+    content = content.strip()
+    if _NOTICE.match(content):
+        return True
+    acted = _ACTED.match(content)
+    if acted is None:
+        return False
+    actor = normalise(clean_name(acted["actor"]))
+    return actor in _YOU or actor == normalise(clean_name(str(message.get("sender_name") or "")))
 
 
 def _text(message: dict) -> str:

@@ -295,34 +295,52 @@ SYSTEM = re.compile(
     r"avez rejoint|Einladungslink|è uscit[oa]|link di invito|is vertrokken|uitnodigingslink|tautan undangan",
     re.I,
 )
-# Sentences only WhatsApp writes, recognised without the U+200E mark too.
+# Sentences only WhatsApp writes, recognised without the U+200E mark too (Android writes
+# its notices and call records without it): whole lines, fixed phrases, per language.
+# Without the mark nothing else is a notice: "Video call, please" is a client's message.
 _STRICT = re.compile(
-    r"^(?:Messages and calls are end-to-end encrypted|Messages to this (?:chat|group) are now secured|"
-    r"Your security code with .{1,120} changed|.{1,120} is a contact\.?$|"
-    r"Los mensajes y las llamadas están cifrados de extremo a extremo|"
-    r"As mensagens e as chamadas são protegidas com a criptografia de ponta a ponta|"
-    r"Les messages et les appels sont chiffrés de bout en bout|"
-    r"Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt|"
-    r"I messaggi e le chiamate sono crittografati end-to-end|"
-    r"Berichten en gesprekken worden end-to-end versleuteld|"
-    r"Pesan dan panggilan terenkripsi secara end-to-end|Pesan dan panggilan dienkripsi secara end-to-end|"
-    r"Сообщения и звонки защищены сквозным шифрованием)",
-    re.I,
+    r"^(?:Messages and calls are end-to-end encrypted\.|Messages to this (?:chat|group) are now secured|"
+    r"Los mensajes y las llamadas están cifrados de extremo a extremo\.|"
+    r"As mensagens e as chamadas são protegidas com a criptografia de ponta a ponta\.|"
+    r"Les messages et les appels sont chiffrés de bout en bout\.|"
+    r"Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt\.|"
+    r"I messaggi e le chiamate sono crittografati end-to-end\.|"
+    r"Berichten en gesprekken worden end-to-end versleuteld\.|"
+    r"Pesan dan panggilan terenkripsi secara end-to-end\.|Pesan dan panggilan dienkripsi secara end-to-end\.|"
+    r"Сообщения и звонки защищены сквозным шифрованием\.)|"
+    r"^(?:Your security code with .{1,120} changed\.(?: Tap to learn more\.)?|"
+    r"Tu código de seguridad con .{1,120} cambió\.(?: Toca para obtener más información\.)?|"
+    r"O seu código de segurança com .{1,120} mudou\.(?: Toque para saber mais\.)?|"
+    r"Votre code de sécurité avec .{1,120} a changé\.(?: Appuyez pour en savoir plus\.)?|"
+    r"Deine Sicherheitsnummer für .{1,120} hat sich geändert\.(?: Tippe, um mehr zu erfahren\.)?)$",
+)
+# What follows a call record's comma: its length, or the app's own words.
+_CALL_TAIL = (
+    r"(?:, (?:\d{1,3}(?::\d\d){1,2}|\d{1,3} ?(?:sec|secs|s|seg|segundos?|secondes?|Sek\.?|secondi|sn|detik|сек\.?|"
+    r"sekund|min|mins|minutes?|minutos?|Min\.?|minuti|dk|menit|мин\.?|minut|hr|hrs|h|hours?|horas?|heures?|Std\.?|"
+    r"ore|sa|jam|ч\.?|hodin)(?: \d{1,3} ?(?:sec|secs|s|seg|Sek\.?|сек\.?|sn|detik|sekund))?|"
+    r"Tap to call back|Click to call back|No answer|Toca para devolver la llamada|Sin respuesta|"
+    r"Toque para retornar|Toque para ligar de volta|Appuyez pour rappeler|Tippe, um zurückzurufen|"
+    r"Tocca per richiamare|Tik om terug te bellen|Ketuk untuk menelepon balik|Нажмите, чтобы перезвонить|"
+    r"Geri aramak için dokunun))?$"
 )
 # Call records: "Voice call, 19 sec", "Missed video call, Tap to call back", in other languages.
-CALL = re.compile(
-    r"^(?:Missed |Silenced |Group |Missed group |)(?:voice|video) call(?:, .{0,60})?$|"
-    r"^(?:Llamada|Videollamada)(?: de voz| de video| grupal)?(?: perdida| silenciada)?(?:, .{0,60})?$|"
-    r"^(?:Chamada|Ligação|Videochamada)(?: de voz| de vídeo| em grupo)?(?: perdida| silenciada)?(?:, .{0,60})?$|"
-    r"^(?:Appel|Appel vocal|Appel vidéo)(?: manqué| de groupe)?(?:, .{0,60})?$|"
-    r"^(?:Verpasster |Stummgeschalteter )?(?:Sprachanruf|Videoanruf|Gruppenanruf)(?:, .{0,60})?$|"
-    r"^(?:Chiamata|Videochiamata)(?: vocale| di gruppo)?(?: persa| silenziata)?(?:, .{0,60})?$|"
-    r"^(?:Gemiste |Gedempte )?(?:spraakoproep|videogesprek|videobellen|groepsgesprek)(?:, .{0,60})?$|"
-    r"^Panggilan (?:suara|video)(?: tak terjawab)?(?:, .{0,60})?$|"
-    r"^(?:Пропущенный )?(?:аудиозвонок|видеозвонок)(?:, .{0,60})?$|"
-    r"^(?:Cevapsız )?(?:sesli|görüntülü) arama(?:, .{0,60})?$",
-    re.I,
+_CALL_NAMES = (
+    r"^(?:(?:Missed |Silenced |Group |Missed group |)(?:voice|video) call|"
+    r"(?:Llamada|Videollamada)(?: de voz| de video| grupal)?(?: perdida| silenciada)?|"
+    r"(?:Chamada|Ligação|Videochamada)(?: de voz| de vídeo| em grupo)?(?: perdida| silenciada)?|"
+    r"(?:Appel vocal|Appel vidéo|Appel)(?: manqué| de groupe)?|"
+    r"(?:Verpasster |Stummgeschalteter )?(?:Sprachanruf|Videoanruf|Gruppenanruf)|"
+    r"(?:Chiamata|Videochiamata)(?: vocale| di gruppo)?(?: persa| silenziata)?|"
+    r"(?:Gemiste |Gedempte )?(?:spraakoproep|videogesprek|videobellen|groepsgesprek)|"
+    r"Panggilan (?:suara|video)(?: tak terjawab)?|"
+    r"(?:Пропущенный )?(?:аудиозвонок|видеозвонок)|"
+    r"(?:Cevapsız )?(?:sesli|görüntülü) arama|"
+    r"(?:Zmeškaný |Zmeškaný skupinový )?(?:hovor|videohovor|hlasový hovor)|Hlasový hovor|Videohovor)"
 )
+CALL = re.compile(_CALL_NAMES + _CALL_TAIL, re.I)
+# With iOS's mark a call record may end in anything after its comma.
+_MARKED_CALL = re.compile(_CALL_NAMES + r"(?:, .{0,60})?$", re.I)
 # The words an Android notice's actor is followed by when the notice holds a colon
 # (`Ana changed the subject to "Promo: 50%"`): the "author" is then a sentence.
 _ACTOR_PHRASE = re.compile(
@@ -350,9 +368,10 @@ def _message_part(rest: str) -> tuple[str, str] | None:
     if not author or _ACTOR_PHRASE.search(" " + author + " ") and not _looks_like_name(author):
         return None
     first_line = text.split("\n", 1)[0].strip()
-    if _STRICT.match(first_line) or CALL.match(first_line.replace("\u200e", "")):
-        return None
-    if raw_text.startswith("\u200e") and SYSTEM.search(first_line):
+    if "\n" not in text.strip() and (_STRICT.match(first_line) or CALL.match(first_line)):
+        return None  # a whole-line notice WhatsApp writes without the mark
+    if raw_text.lstrip(" ").startswith("\u200e") and (
+            SYSTEM.search(first_line) or _MARKED_CALL.match(first_line.replace("\u200e", ""))):
         return None
     return author, text
 
