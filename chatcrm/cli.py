@@ -1143,7 +1143,7 @@ def _run(command, args: list[str]) -> None:
             _fail(f"database error: {error}", 1)
         if _is_usage_error(error):
             _fail(f"{error.format_message()}{_dash_hint(error)} (see '{_usage_hint(command, args)} --help')", 2)
-        if os.environ.get("CHATCRM_DEBUG"):
+        if os.environ.get("CHATCRM_DEBUG", "") not in ("", "0"):
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (set CHATCRM_DEBUG=1 for details)", 1)
     try:

@@ -100,3 +100,141 @@ def test_messenger_unsent_messages_are_not_client_messages(tmp_path):
                                  ("Ana", {"content": "Ana unsent a message."}),
                                  ("Ana", {"content": "I unsent a message by mistake"})])
     assert texts(read(path)) == ["Hola", "I unsent a message by mistake"]
+
+
+# ----------------------------------------------------------------- damaged and oversized archives
+
+_CHAT = "".join(f"[18/03/2022, 14:{i % 60:02d}:01] Ana: Hola número {i} qwertyuiop\n" for i in range(3000)) + \
+    "[18/03/2022, 15:00:01] Tienda Sol: x\n"
+
+
+def _damaged_zip(path, method):
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr("_chat.txt", _CHAT)
+    data = bytearray(path.read_bytes())
+    if method == zipfile.ZIP_STORED:
+        at = data.find(b"Hola n", len(data) // 2)
+        data[at:at + 4] = b"HOLA"  # the CRC no longer matches
+    elif method == zipfile.ZIP_DEFLATED:
+        for k in range(60, len(data) // 2, 97):
+            data[k] ^= 0xFF
+    else:
+        half = len(data) // 2
+        data[half:half + 40] = b"\x00\xff" * 20
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2],
+                         ids=["bad-crc", "zlib", "lzma", "bz2"])
+def test_a_damaged_zip_member_is_refused_at_its_line_as_damaged(method, tmp_path):
+    path = _damaged_zip(tmp_path / "chat.zip", method)
+    result = run("ingest", path, "--agent", "Tienda Sol")
+    assert result.code == 5, result.err
+    assert result.err.count("\n") == 1 and "internal error" not in result.err
+    assert f"{path}/_chat.txt:" in result.err and ": the archive is damaged (" in result.err
+    assert nothing_written()
+
+
+def test_a_damaged_member_of_a_telegram_or_meta_archive_is_refused_as_damaged(tmp_path):
+    telegram = {"name": "Ana", "type": "personal_chat", "id": 1, "messages": [
+        {"id": i, "type": "message", "date": "2022-03-18T14:56:01", "date_unixtime": str(1647615361 + i),
+         "from": "Ana" if i % 2 else "Tienda Sol", "from_id": f"user{i % 2}", "text": f"Hola {i} " * 8}
+        for i in range(2000)]}
+    path = tmp_path / "tg.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ChatExport_2022-03-18/result.json", json.dumps(telegram))
+    data = bytearray(path.read_bytes())
+    for k in range(200, len(data) // 2, 53):
+        data[k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run("ingest", path, "--agent", "Tienda Sol")
+    assert result.code == 5 and "result.json:" in result.err and "the archive is damaged (" in result.err, result.err
+    assert nothing_written()
+
+
+def test_a_zip_that_expands_over_a_hundred_times_is_refused(tmp_path):
+    line = b"[18/03/2022, 14:56:01] Ana: Hola, quiero informacion sobre el pedido\n"
+    path = tmp_path / "WhatsApp Chat - Ana.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("_chat.txt", b"[18/03/2022, 14:56:00] Tienda Sol: hola\n" + line * 100000)
+    assert path.stat().st_size < 30000
+    result = run("ingest", path)
+    assert result.code == 5 and "expands more than 100 times its compressed size" in result.err, result.err
+    assert nothing_written()
+
+
+def test_an_ordinary_zip_below_the_ratio_bound_imports(tmp_path):
+    path = tmp_path / "WhatsApp Chat - Ana.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("_chat.txt", "[18/03/2022, 14:56:00] Tienda Sol: hola\n[18/03/2022, 14:57:00] Ana: ¿Hay stock?\n")
+    assert run("ingest", path).code == 0
+
+
+def test_a_zip_with_too_many_entries_is_refused_from_its_end_record_before_listing(tmp_path, monkeypatch):
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(40):
+            archive.writestr(f"{i}.txt", "")
+    from chatcrm.importers import sources
+
+    monkeypatch.setattr(sources, "MAX_MEMBERS", 30)
+    listed = []
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", lambda self: listed.append(1))
+    with pytest.raises(InvalidInput, match="more than 30 entries"):
+        list(sources.read_sources(str(path), None, ImportOptions()))
+    assert listed == []  # refused before the entries were read
+
+
+@pytest.mark.parametrize("value, traceback", [("", False), ("0", False), ("1", True), ("yes", True)])
+def test_chatcrm_debug_shows_tracebacks_only_for_a_value_other_than_0(value, traceback, monkeypatch, tmp_path):
+    from chatcrm import cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    path = tmp_path / "WhatsApp Chat with Ana.txt"
+    path.write_text("18/03/2022, 14:56 - Ana: Hola\n18/03/2022, 14:57 - Tienda Sol: Dime\n", encoding="utf-8")
+    monkeypatch.setenv("CHATCRM_DEBUG", value)
+    monkeypatch.setattr(cli, "_clock", broken)
+    if traceback:
+        with pytest.raises(RuntimeError, match="boom"):
+            cli.main(["ingest", str(path)])
+    else:
+        result = run("ingest", path)
+        assert result.code == 1 and "internal error: RuntimeError: boom" in result.err
+
+
+# ----------------------------------------------------------------- Messenger memory bound
+
+
+def test_a_messenger_file_of_too_many_values_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from chatcrm.importers import messenger
+
+    path = tmp_path / "message_1.json"
+    path.write_bytes(b'{"participants":[{"name":"a"},{"name":"b"}],"title":"a","messages":[' + b"{}," * 5000 + b"{}]}")
+    monkeypatch.setattr(messenger, "MAX_JSON_VALUES", 4096)
+    parsed = []
+    loads = messenger.json.loads
+    monkeypatch.setattr(messenger.json, "loads", lambda *a, **k: parsed.append(k) if "object_pairs_hook" in k
+                        else loads(*a, **k))
+    with pytest.raises(InvalidInput, match=r"message_1.json: more than 4,096 values"):
+        read(path)
+    assert parsed == []
+
+
+def test_a_tiny_messenger_zip_that_expands_to_millions_of_rows_is_refused(tmp_path):
+    rows = b"{}," * ((20 << 20) // 3)
+    path = tmp_path / "fb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("messages/inbox/x_1/message_1.json",
+                         b'{"participants":[{"name":"a"},{"name":"b"}],"title":"a","messages":[' + rows + b"{}]}")
+    result = run("ingest", path)
+    assert result.code == 5 and "fb.zip/messages/inbox/x_1/message_1.json:" in result.err, result.err
+    assert nothing_written()
+
+
+def test_meta_mojibake_is_repaired_as_the_file_is_parsed(tmp_path):
+    path = _messenger(tmp_path, [("Tienda Sol", {"content": "Hola"}),
+                                 ("Ana", {"content": "informaci\u00c3\u00b3n", "photos": [{"uri": "x"}]})])
+    assert texts(read(path)) == ["Hola", "[photo] información"]

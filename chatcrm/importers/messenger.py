@@ -14,12 +14,30 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.limits import MAX_DEPTH, MAX_JSON_FILE, mib
+from chatcrm.importers.limits import MAX_DEPTH, MAX_JSON_FILE, MAX_JSON_VALUES, mib
 from chatcrm.importers.roles import Roles, clean_name, normalise, unresolved
 
 _MEDIA = (("photos", "photo"), ("videos", "video"), ("audio_files", "audio"), ("gifs", "GIF"),
           ("files", "file"), ("sticker", "sticker"), ("share", "link"))
 _NOT_MESSAGES = {"Subscribe", "Unsubscribe", "Call"}
+
+
+def _repaired(value):
+    """A string, or a list's strings, repaired (a dict's are, as it is parsed)."""
+    if isinstance(value, str):
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return value
+    if isinstance(value, list):
+        return [v if isinstance(v, dict) else _repaired(v) for v in value]
+    return value
+
+
+def _repair_object(pairs) -> dict:
+    """json's object hook: each object's values repaired as it is built, so the document is
+    never held twice."""
+    return {k: _repaired(v) for k, v in pairs}
 
 
 def unmojibake(value):
@@ -92,7 +110,8 @@ def read(stream: BinaryIO, source: str, options, channel: str | None = None) -> 
 def read_thread(files, source: str, options, place: str = "", channel: str | None = None
                 ) -> Iterator[Event | Invalid]:
     """One thread: its `message_1.json … message_N.json` files as (name, opener) pairs.
-    Each file is read whole (Meta keeps them to a few MB) and dropped before the next."""
+    Each file is read whole (Meta keeps them to a few MB; bounded by MAX_JSON_FILE and
+    MAX_JSON_VALUES) and dropped before the next."""
     seen: set = set()  # rows written twice: the same sender, millisecond and content
     setup = None
     for name, opener in files:
@@ -146,8 +165,10 @@ def _load(opener, name: str) -> dict:
         del chunks
     finally:
         stream.close()
+    if raw.count(b",") >= MAX_JSON_VALUES:  # each value parsed costs memory: bounded before parsing
+        raise InvalidInput(f"{name}: more than {MAX_JSON_VALUES:,} values; Meta's files hold at most 10,000 messages each")
     try:
-        document = json.loads(raw.decode("utf-8-sig"))
+        document = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_repair_object)
     except UnicodeDecodeError as error:
         raise InvalidInput(f"{name}: not UTF-8 text (byte {error.start + 1})")
     except json.JSONDecodeError as error:
@@ -158,7 +179,7 @@ def _load(opener, name: str) -> dict:
         raise InvalidInput(f"{name}:1: not a Messenger/Instagram export (no 'messages' list)")
     if _depth(document) > MAX_DEPTH:
         raise InvalidInput(f"{name}:1: nested deeper than {MAX_DEPTH} levels; not a Messenger export")
-    return unmojibake(document)
+    return document
 
 
 def _depth(value, level: int = 0) -> int:

@@ -16,14 +16,18 @@ WhatsApp chat inside another ZIP (`Digest`).
 
 from __future__ import annotations
 
+import bz2  # noqa: F401  (its errors are among those a damaged member raises)
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import stat
 import sys
 import zipfile
+import zlib
+from struct import error as struct_error
 from typing import BinaryIO, Callable, Iterator
 
 from chatcrm.errors import InvalidInput, UsageError
@@ -33,6 +37,10 @@ from chatcrm.importers.limits import MAX_INVALID, excerpt
 HEAD_BYTES = 1 << 16
 BOM = b"\xef\xbb\xbf"
 MAX_MEMBERS = 1 << 17  # entries of a folder or ZIP looked at
+MAX_RATIO = 100  # what an archive's members may expand to, times their compressed size…
+RATIO_FLOOR = 4 << 20  # …once they have given this many bytes (chat text compresses 5–10 times)
+# What reading a damaged member raises: a bad CRC, broken deflate/LZMA/bzip2 data, a cut end.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError)
 Progress = Callable[[int], None]
 Source = tuple[str, str, Iterator]
 
@@ -387,9 +395,10 @@ def read_sources(path: str, fmt: str | None, options, progress: Progress | None 
         stream.close()
         if path == "-":
             raise InvalidInput("<stdin>:1: a ZIP archive cannot be read from stdin; give its path")
+        _entry_count(path)
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             raise InvalidInput(f"{path}: a broken ZIP archive ({excerpt(str(error), 60)})")
         with archive:
             yield from _container(_Zip(path, archive), fmt, options, digests)
@@ -428,6 +437,18 @@ class _Folder:
         return source_name(os.path.join(self.name, member))
 
 
+def _entry_count(path: str) -> None:
+    """Refuses a ZIP with more than MAX_MEMBERS entries from the count its central
+    directory's end record gives, before the entries are listed (each costs memory)."""
+    try:
+        with open(path, "rb") as file:
+            end = zipfile._EndRecData(file)  # the end record (ZIP64's too), as zipfile reads it
+    except (OSError, ValueError, EOFError, struct_error, zipfile.BadZipFile):
+        return  # ZipFile itself says what is wrong
+    if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        raise InvalidInput(f"{source_name(path)}: more than {MAX_MEMBERS} entries; not an export archive")
+
+
 class _Zip:
     def __init__(self, path: str, archive: zipfile.ZipFile):
         self.name = source_name(path)
@@ -437,15 +458,82 @@ class _Zip:
         if len(infos) > MAX_MEMBERS:
             raise InvalidInput(f"{path}: more than {MAX_MEMBERS} entries; not an export archive")
         self.paths = [i.filename for i in infos if not i.is_dir()]
+        self.compressed = 0  # of the members read so far
+        self.expanded = 0  # bytes they gave (each byte once)
 
     def open(self, member: str) -> BinaryIO:
         try:
-            return self.archive.open(member)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as error:
+            info = self.archive.getinfo(member)
+            return _Member(self.archive.open(info), self, info, self.where(member))
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError, KeyError, EOFError,
+                zlib.error, lzma.LZMAError) as error:
             raise InvalidInput(f"{self.where(member)}: cannot read it from the archive ({excerpt(str(error), 60)})")
 
     def where(self, member: str) -> str:
         return f"{self.name}/{member}"
+
+
+class _Member(io.RawIOBase):
+    """A ZIP member as it is read: damage found while decompressing it is refused at the
+    line reached (`ARCHIVE/MEMBER:LINE: the archive is damaged (…)`), and so is an archive
+    whose members expand more than MAX_RATIO times their size, so that a few KB cannot
+    fill the disk."""
+
+    def __init__(self, raw, archive: _Zip, info: zipfile.ZipInfo, where: str):
+        self._raw = raw
+        self._archive = archive
+        self._where = where
+        self._position = 0
+        self._lines = 0  # line breaks before the position
+        self._seen = 0  # the member's bytes counted in the archive's total
+        archive.compressed += max(info.compress_size, 1)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            self._position = self._raw.seek(offset, whence)
+        except _DAMAGED as error:
+            raise self._damaged(error)
+        if self._position == 0:
+            self._lines = 0
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._raw.read(len(buffer))
+        except _DAMAGED as error:
+            raise self._damaged(error)
+        n = len(data)
+        buffer[:n] = data
+        self._lines += data.count(b"\n")
+        self._position += n
+        if self._position > self._seen:
+            archive = self._archive
+            archive.expanded += self._position - self._seen
+            self._seen = self._position
+            if archive.expanded > RATIO_FLOOR and archive.expanded > MAX_RATIO * archive.compressed:
+                raise InvalidInput(
+                    f"{self._where}:{self._lines + 1}: the archive expands more than {MAX_RATIO} times its "
+                    f"compressed size (over {RATIO_FLOOR >> 20} MiB); not a chat export"
+                )
+        return n
+
+    def _damaged(self, error: BaseException) -> InvalidInput:
+        reason = excerpt(str(error) or type(error).__name__, 60)
+        return InvalidInput(f"{self._where}:{self._lines + 1}: the archive is damaged ({reason})")
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 _META_THREAD = re.compile(
