@@ -238,3 +238,28 @@ def test_meta_mojibake_is_repaired_as_the_file_is_parsed(tmp_path):
     path = _messenger(tmp_path, [("Tienda Sol", {"content": "Hola"}),
                                  ("Ana", {"content": "informaci\u00c3\u00b3n", "photos": [{"uri": "x"}]})])
     assert texts(read(path)) == ["Hola", "[photo] información"]
+
+
+# ----------------------------------------------------------------- a WhatsApp key never depends on --agent
+
+
+@pytest.mark.parametrize("notice", ["", "[18/03/2022, 14:55:00] Ana: \u200eMessages and calls are end-to-end encrypted.\n"],
+                         ids=["no-notice", "ios-notice"])
+def test_reimporting_a_chat_txt_with_another_agent_changes_directions_and_adds_nothing(notice, tmp_path):
+    path = tmp_path / "_chat.txt"
+    path.write_text(notice + "[18/03/2022, 14:56:01] Ana: Hola\n[18/03/2022, 14:57:12] Tienda Sol: Sí\n"
+                    "[18/03/2022, 14:58:00] Ana: Genial\n", encoding="utf-8")
+    assert run("ingest", path, "--agent", "Tienda Sol").code == 0
+    again = run("ingest", path, "--agent", "Ana")
+    assert again.code == 0 and "added 0 message(s)" in again.err and "3 message(s) changed direction" in again.err
+    rows = run("list", "-f", "json").json()
+    assert [r["deal_key"] for r in rows] == ["wa:Ana" if notice else "wa:Ana, Tienda Sol"]
+    assert len(run("export").out.splitlines()) == 3
+
+
+def test_the_whatsapp_key_of_a_generic_file_is_the_same_whoever_the_employee_is(tmp_path):
+    from chatcrm.importers import whatsapp
+
+    for authors in ({"Ana", "Tienda Sol"}, {"+34 600", "Luis"}):
+        keys = {whatsapp.chat_key("_chat.txt", ImportOptions(agents=(a,)), authors) for a in authors}
+        assert len(keys) == 1

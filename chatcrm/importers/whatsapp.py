@@ -427,20 +427,36 @@ def _own_name(label: str) -> str | None:
     return clean_name(stem) or None
 
 
-def chat_key(label: str, options, roles: Roles | None, authors: set[str]) -> str | None:
+def chat_key(label: str, options, authors: set[str], contact: str | None = None) -> str | None:
     """--chat; else the chat's name the export gives (`WhatsApp Chat with Ana` → `wa:Ana`);
-    else the client of a one-to-one chat; else a name the user gave the file; else None."""
+    else, in a one-to-one chat (two authors), the contact iOS names on its own notices
+    (`Ana: ‎Messages and calls are end-to-end encrypted…`), else both authors' names; else a
+    name the user gave the file; else None. Never who the employee is: importing the same
+    file with other --agent names gives the same key."""
     if options.chat:
         return options.chat
     named = chat_name(label)
     if named:
         return "wa:" + named
-    if roles is not None and roles.agents:
-        clients = {normalise(a): a for a in authors if normalise(a) not in roles.agents}
-        if len(clients) == 1:
-            return "wa:" + next(iter(clients.values()))
+    people = {normalise(a): a for a in authors}
+    if len(people) == 2:
+        if contact is not None and normalise(contact) in people:
+            return "wa:" + people[normalise(contact)]
+        return "wa:" + ", ".join(sorted(people.values(), key=str.casefold))
     own = _own_name(label)
     return "wa:" + own if own else None
+
+
+def notice_author(rest: str) -> str | None:
+    """Whom iOS writes a notice as sent by (the contact, or the group): the author of a
+    line whose text starts with the U+200E mark and is a notice."""
+    match = _AUTHOR.match(rest)
+    if not match or not match["text"].lstrip(" ").startswith("\u200e"):
+        return None
+    first_line = match["text"].lstrip(_MARKS + " ").split("\n", 1)[0]
+    if SYSTEM.search(first_line) or _MARKED_CALL.match(first_line.replace("\u200e", "")):
+        return clean_name(match["author"]) or None
+    return None
 
 
 # ------------------------------------------------------------------ reading
@@ -455,7 +471,7 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
             stream = spool
         survey = _survey(_lines(stream, source), source)
         roles = _roles(survey.authors, label, options)
-        key = chat_key(label, options, roles, survey.authors)
+        key = chat_key(label, options, survey.authors, survey.contact)
         if roles is None:
             raise unresolved(source, key or "", survey.authors)
         if key is None:
@@ -530,6 +546,7 @@ class _Survey:
     order: str
     authors: set
     yearless: int  # the first line whose date has no year, or 0
+    contact: str | None = None  # whom iOS's first notice is written as sent by
 
 
 def _survey(lines, source: str) -> _Survey:
@@ -541,6 +558,7 @@ def _survey(lines, source: str) -> _Survey:
     layout = None
     yearless = 0
     authors: set[str] = set()
+    contact = None
     first_text = 0
     for number, line in lines:
         header = header_line(line, layout)
@@ -555,6 +573,8 @@ def _survey(lines, source: str) -> _Survey:
         message = _message_part(header.rest)
         if message:
             authors.add(message[0])
+        elif contact is None:
+            contact = notice_author(header.rest)
         stamp = header.stamp
         if stamp.named is not None:
             if stamp.named[2] is None and not yearless:
@@ -579,7 +599,7 @@ def _survey(lines, source: str) -> _Survey:
         raise InvalidInput(f"{source}:1: not a WhatsApp chat export (no message header found)")
     if decided is None:
         decided = "mdy" if forward["mdy"] > forward["dmy"] and not dot else "dmy"
-    return _Survey(layout, decided, authors, yearless)
+    return _Survey(layout, decided, authors, yearless, contact)
 
 
 def _messages(lines, source: str, key: str, survey: _Survey, roles: Roles, options) -> Iterator[Event | Invalid]:
