@@ -263,3 +263,107 @@ def test_the_whatsapp_key_of_a_generic_file_is_the_same_whoever_the_employee_is(
     for authors in ({"Ana", "Tienda Sol"}, {"+34 600", "Luis"}):
         keys = {whatsapp.chat_key("_chat.txt", ImportOptions(agents=(a,)), authors) for a in authors}
         assert len(keys) == 1
+
+
+# ----------------------------------------------------------------- stamps, line endings, encodings
+
+
+def _chat(tmp_path, text: str, name="WhatsApp Chat with Ana.txt", mode="w"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+@pytest.mark.parametrize("first, second, at", [
+    ("2022/03/18 午前0:08", "2022/03/18 午前0:09", "2022-03-18T00:08:00Z"),
+    ("18/03/2022, 00:08 a. m.", "18/03/2022, 00:09 a. m.", "2022-03-18T00:08:00Z"),
+    ("18/03/2022, 0:08 p. m.", "18/03/2022, 0:09 p. m.", "2022-03-18T12:08:00Z"),
+])
+def test_a_twelve_hour_time_with_hour_0_is_12(first, second, at, tmp_path):
+    path = _chat(tmp_path, f"{first} - Ana: こんにちは\n{second} - Tienda Sol: はい\n")
+    events = read(path)
+    assert [e.at for e in events][0] == at and texts(events) == ["こんにちは", "はい"]
+
+
+def test_a_notice_after_an_hour_0_stamp_is_not_glued_into_the_message_before(tmp_path):
+    path = _chat(tmp_path, "06/10/2020, 11:25 a. m. - Ana: Lorem ipsum\n"
+                           "06/20/2020, 00:08 a. m. - +12 345 578 created group \"x\"\n"
+                           "06/20/2020, 00:09 a. m. - Tienda Sol: hola\n")
+    assert texts(read(path)) == ["Lorem ipsum", "hola"]
+
+
+def test_lone_cr_line_endings_are_line_breaks(tmp_path):
+    path = _chat(tmp_path, "[18/03/2022, 14:56:01] Ana: Hola\r[18/03/2022, 14:57:12] Tienda Sol: Si\r"
+                           "[18/03/2022, 14:58:00] Ana: Genial\rotra línea\r", name="WhatsApp Chat - Ana.txt")
+    events = read(path)
+    assert texts(events) == ["Hola", "Si", "Genial\notra línea"] and [e.line for e in events] == [1, 2, 3]
+
+
+def test_a_nul_byte_is_refused_at_its_own_line(tmp_path):
+    path = _chat(tmp_path, b"[18/03/2022, 14:56:01] Ana: Hola\n[18/03/2022, 14:57:12] Tienda Sol: Si\n"
+                           b"[18/03/2022, 14:58:00] Ana: a\0b\n", name="nul.txt")
+    result = run("ingest", path)
+    assert result.code == 5 and "nul.txt:3: binary data (a NUL byte)" in result.err, result.err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_is_refused_as_utf16(encoding, tmp_path):
+    path = _chat(tmp_path, "[18/03/2022, 14:56:01] Ana: Hola\n".encode(encoding), name="u16.txt")
+    result = run("ingest", path)
+    assert result.code == 5 and "u16.txt:1: UTF-16 text; save it as UTF-8" in result.err, result.err
+    assert nothing_written()
+
+
+def test_year_0000_is_refused_not_read_as_2000(tmp_path):
+    from chatcrm.events import Invalid
+    from chatcrm.importers import whatsapp
+
+    path = _chat(tmp_path, "[18/03/0000, 14:56:01] Ana: Hola\n[18/03/2022, 14:57:12] Tienda Sol: Si\n",
+                 name="WhatsApp Chat - Ana.txt")
+    with path.open("rb") as stream:
+        out = list(whatsapp.read(stream, str(path), ImportOptions()))
+    assert isinstance(out[0], Invalid) and "year 0000" in out[0].reason
+    assert [e.at for e in out[1:]] == ["2022-03-18T14:57:12Z"]
+    short = _chat(tmp_path, "[18/03/00, 14:56:01] Ana: Hola\n[18/03/00, 14:57:12] Tienda Sol: Si\n", name="WhatsApp Chat - Ana.txt")
+    assert read(short)[0].at == "2000-03-18T14:56:01Z"  # a two-digit 00 is 2000
+
+
+# ----------------------------------------------------------------- Telegram and Messenger details
+
+
+def test_telegram_formatted_text_keeps_each_entitys_text_exactly(tmp_path):
+    from chatcrm.importers.telegram import flatten
+
+    assert flatten([{"type": "bold", "text": "Importante: "}, "mi pedido"]) == "Importante: mi pedido"
+    assert flatten([{"type": "italic", "text": "italic"}, "\n\n", {"type": "bold", "text": "multiline\nbold\n\ntext"}]) \
+        == "italic\n\nmultiline\nbold\n\ntext"
+
+
+def test_telegram_html_exports_are_refused_by_name(tmp_path):
+    folder = tmp_path / "ChatExport_2024-01-01"
+    folder.mkdir()
+    (folder / "messages.html").write_text("<!DOCTYPE html>\n<html>\n<head><title>Exported Data</title></head></html>\n")
+    for args in ([folder], [folder / "messages.html"], ["--format", "telegram", folder / "messages.html"]):
+        result = run("ingest", *args)
+        assert result.code == 5 and "a Telegram HTML export; export the chat as JSON instead" in result.err, result.err
+
+
+def test_a_negative_messenger_timestamp_is_worded_as_outside_the_range_kept(tmp_path):
+    path = _messenger(tmp_path, [("Tienda Sol", {"content": "Hola"})])
+    doc = json.loads(path.read_text())
+    doc["messages"].append({"sender_name": "Ana", "timestamp_ms": -5000000000000000, "content": "x"})
+    path.write_text(json.dumps(doc))
+    result = run("ingest", path)
+    assert result.code == 5 and "timestamp_ms" in result.err and "outside the times chatcrm keeps" in result.err, result.err
+
+
+def test_jsonl_detection_reads_a_first_line_nested_1000_deep(tmp_path):
+    path = tmp_path / "deep.dat"
+    path.write_text('{"chat":"x","at":"2026-11-24T10:00:00Z","type":"message","from":"client","text":"a","extra":'
+                    + "[" * 999 + "]" * 999 + "}\n")
+    head, stream = importers.open_source(str(path))
+    stream.close()
+    assert importers.detect(head, str(path)) == "jsonl"

@@ -129,9 +129,13 @@ def read_thread(files, source: str, options, place: str = "", channel: str | Non
                 continue
             try:
                 stamp = int(message["timestamp_ms"])
-                at = times.from_epoch(stamp // 1000)
-            except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 yield Invalid(name, position, f"message {position}: missing or unreadable timestamp_ms")
+                continue
+            try:
+                at = times.from_epoch(stamp // 1000)
+            except (ValueError, OverflowError, OSError) as error:
+                yield Invalid(name, position, f"message {position}: timestamp_ms: {error}")
                 continue
             author = clean_name(str(message.get("sender_name") or "")) or "unknown"
             text = _text(message)

@@ -251,13 +251,27 @@ class _Replay(io.RawIOBase):
 # ------------------------------------------------------------------ detection
 
 
+def _utf16(head: bytes) -> bool:
+    """UTF-16 text: its byte-order mark, or every other byte NUL (ASCII in UTF-16)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    sample = head[:200]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return even.count(0) >= len(even) * 0.9 > 0 and odd.count(0) == 0 or odd.count(0) >= len(odd) * 0.9 and even.count(0) == 0
+
+
 def _looks_like_jsonl(first_line: str, complete: bool) -> bool:
     if complete:
         try:
             record = json.loads(first_line)
-        except (ValueError, RecursionError):
+        except RecursionError:  # deeper than json reads (JSON Lines allows 1,024): its keys tell
+            complete = False
+        except ValueError:
             return False
-        return isinstance(record, dict) and ("chat" in record or "at" in record)
+        else:
+            return isinstance(record, dict) and ("chat" in record or "at" in record)
     # a first line longer than the head: its keys tell
     keys = set(re.findall(r'(?<!\\)"([a-z_]+)"\s*:', first_line[:HEAD_BYTES]))
     return bool(keys & {"chat", "at"}) and not keys & {"messages", "participants", "chats"}
@@ -268,6 +282,8 @@ def detect(head: bytes, path: str) -> str:
     from chatcrm.importers import FORMATS, whatsapp
 
     name = source_name(path)
+    if _utf16(head):
+        raise InvalidInput(f"{name}:1: UTF-16 text; save it as UTF-8")
     text = head[len(BOM):] if head.startswith(BOM) else head
     stripped = text.lstrip()
     if not stripped:
@@ -277,9 +293,12 @@ def detect(head: bytes, path: str) -> str:
     live = detect_live(stripped)
     if live:
         return live
-    if b"\0" in stripped[:4096]:
-        raise InvalidInput(f"{name}:1: binary data (a NUL byte), not a chat export")
+    nul = text.find(b"\0", 0, len(text) - len(stripped) + 4096)
+    if nul >= 0:
+        line = text.count(b"\n", 0, nul) + 1
+        raise InvalidInput(f"{name}:{line}: binary data (a NUL byte), not a chat export")
     decoded = stripped.decode("utf-8", errors="replace")
+    _refuse_telegram_html(decoded, path, name)
     first_line, newline, _ = decoded.partition("\n")
     complete = bool(newline) or len(head) < HEAD_BYTES
     first_line = first_line.strip()
@@ -306,6 +325,16 @@ def detect(head: bytes, path: str) -> str:
     raise InvalidInput(
         f"{name}:1: cannot tell the format of this file; name it with --format ({', '.join(FORMATS)})"
     )
+
+
+_TELEGRAM_HTML = ("a Telegram HTML export; export the chat as JSON instead (Telegram Desktop: Export chat history, "
+                  "Format: Machine-readable JSON)")
+
+
+def _refuse_telegram_html(decoded: str, path: str, name: str) -> None:
+    if re.match(r"\s*<(?:!DOCTYPE html|html)", decoded, re.I) and (
+            re.search(r"(?:^|/)messages\d*\.html$", path) or "Exported Data" in decoded or "telegram" in decoded.lower()):
+        raise InvalidInput(f"{name}:1: {_TELEGRAM_HTML}")
 
 
 def _unsupported_text(decoded: str, path: str) -> str | None:
@@ -347,6 +376,8 @@ def _file_source(name: str, head: bytes, stream: BinaryIO, fmt: str | None, opti
     from chatcrm.importers import messenger, reader, whatsapp
 
     try:
+        if fmt == "telegram":
+            _refuse_telegram_html(head.decode("utf-8", errors="replace"), name, name)
         chosen = fmt or detect(head, name)
     except BaseException:
         stream.close()
@@ -578,6 +609,8 @@ def _container(tree, fmt: str | None, options, digests: list[Digest] | None = No
                 messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)), digest)
         return
     results = [p for p in paths if _TELEGRAM.search(p) and p.count("/") <= 2]
+    if not results and any(re.search(r"(?:^|/)messages\d*\.html$", p) for p in paths):
+        raise InvalidInput(f"{tree.name}: {_TELEGRAM_HTML}")
     if results:
         for path in results:
             name = tree.where(path)

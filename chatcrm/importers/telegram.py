@@ -35,9 +35,16 @@ def flatten(text) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(part if isinstance(part, str) else _s(part.get("text")) if isinstance(part, dict) else ""
+        return "".join(part if isinstance(part, str) else _entity_text(part) if isinstance(part, dict) else ""
                        for part in text[:10000])
     return ""
+
+
+def _entity_text(part: dict) -> str:
+    """A formatted entity's text exactly as written: its spaces and line breaks are the
+    message's (`{"type": "bold", "text": "Importante: "}` + `mi pedido`)."""
+    text = part.get("text")
+    return text if isinstance(text, str) else _s(text)
 
 
 def _s(value) -> str:

@@ -156,7 +156,7 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
         marker = time["pre"] or time["post"]
         if marker:
             period = _MARKERS.get(marker.lower())
-            if period is None or not 1 <= hour <= 12:
+            if period is None or not 0 <= hour <= 12:  # `午前0:08`, `00:08 a. m.`: hour 0 is 12
                 continue
             hour = _twelve_hour(hour, period)
         if hour > 23 or minute > 59 or second > 59:
@@ -173,6 +173,8 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
 
 
 def _twelve_hour(hour: int, period: str) -> int:
+    if hour == 0:
+        hour = 12  # some locales count the 12-hour clock from 0: 0:08 a. m. is 12:08 a. m.
     if period == "am":
         return 0 if hour == 12 else hour
     if period == "pm":
@@ -214,8 +216,12 @@ def moment(stamp: Stamp, order: str, year: int | None = None) -> datetime:
     a, b, c = (int(n) for n in stamp.numbers)
     if len(stamp.numbers[0]) >= 3:
         y, month, day = a, b, c
+        written = stamp.numbers[0]
     else:
         y, month, day = {"dmy": (c, b, a), "mdy": (c, a, b), "ymd": (a, b, c)}[order]
+        written = stamp.numbers[0] if order == "ymd" else stamp.numbers[2]
+    if len(written) >= 3 and y < 1000:
+        raise ValueError(f"year {written}")  # `18/03/0000`: a two-digit year is 20YY, a longer one is as written
     if y < 100:
         y += 2000
     if stamp.era == "ah" or (1420 <= y < 1500 and not stamp.persian):
@@ -529,15 +535,28 @@ def _spooled(stream: BinaryIO, source: str):
     return spool
 
 
+_LONE_CR = re.compile(r"\r(?!\n|$)")
+
+
 def _lines(stream, source: str) -> Iterator[tuple[int, str]]:
+    """Each line's number and text; a lone CR (old Mac line endings) also ends a line."""
+    extra = 0  # lines ended by a lone CR so far
     for number, raw in text_lines(stream, source, "a WhatsApp chat export"):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise InvalidInput(f"{source}:{number}: not UTF-8 text (byte {error.start + 1})")
+            raise InvalidInput(f"{source}:{number + extra}: not UTF-8 text (byte {error.start + 1})")
         if number == 1:
             line = line.lstrip("\ufeff")
-        yield number, line.rstrip("\r\n")
+        line = line.rstrip("\r\n")
+        if "\r" not in line:
+            yield number + extra, line
+            continue
+        pieces = _LONE_CR.split(line)
+        for piece in pieces:
+            yield number + extra, piece.rstrip("\r")
+            extra += 1
+        extra -= 1
 
 
 @dataclass
