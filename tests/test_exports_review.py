@@ -367,3 +367,16 @@ def test_jsonl_detection_reads_a_first_line_nested_1000_deep(tmp_path):
     head, stream = importers.open_source(str(path))
     stream.close()
     assert importers.detect(head, str(path)) == "jsonl"
+
+
+def test_a_telegram_export_written_with_sorted_keys_reads_as_the_original(tmp_path):
+    from tests.helpers import SHARED_EXPORTS
+
+    original = SHARED_EXPORTS / "telegram" / "chat-analytics_personal_chat_DM_2A_7M.json"
+    path = tmp_path / "sorted.json"
+    path.write_text(json.dumps(json.loads(original.read_text(encoding="utf-8")), sort_keys=True), encoding="utf-8")
+
+    def shown(events):
+        return [(e.chat, e.at, e.direction, e.author, e.text, e.contact) for e in events]
+
+    assert shown(read(path)) == shown(read(original)) and len(read(path)) == 6
