@@ -380,3 +380,31 @@ def test_a_telegram_export_written_with_sorted_keys_reads_as_the_original(tmp_pa
         return [(e.chat, e.at, e.direction, e.author, e.text, e.contact) for e in events]
 
     assert shown(read(path)) == shown(read(original)) and len(read(path)) == 6
+
+
+# ----------------------------------------------------------------- --dates names the day/month order
+
+
+def test_dates_option_names_the_day_month_order_where_the_file_cannot_tell(tmp_path):
+    path = _chat(tmp_path, "[3/4/23, 10:00:00] Ana: Hola\n[3/4/23, 10:05:00] Tienda Sol: Buenas\n", name="WhatsApp Chat - Ana.txt")
+    assert read(path)[0].at == "2023-04-03T10:00:00Z"  # a tie: day-first
+    assert read(path, dates="mdy")[0].at == "2023-03-04T10:00:00Z"
+    assert read(path, dates="dmy")[0].at == "2023-04-03T10:00:00Z"
+    later = tmp_path / "later"
+    later.mkdir()
+    more = _chat(later, "[3/4/23, 10:00:00] Ana: Hola\n[3/4/23, 10:05:00] Tienda Sol: Buenas\n"
+                        "[3/20/23, 09:00:00] Ana: ¿Y mi pedido?\n", name="WhatsApp Chat - Ana.txt")
+    assert run("ingest", "--dates", "mdy", path).code == 0
+    again = run("ingest", more)
+    assert again.code == 0 and "added 1 message(s)" in again.err and "2 already present" in again.err
+
+
+def test_dates_option_accepts_only_dmy_or_mdy(tmp_path):
+    path = _chat(tmp_path, "[3/4/23, 10:00:00] Ana: Hola\n[3/4/23, 10:05:00] Tienda Sol: Buenas\n", name="WhatsApp Chat - Ana.txt")
+    result = run("ingest", "--dates", "ymd", path)
+    assert result.code == 2 and "--dates" in result.err and nothing_written()
+
+
+def test_dates_option_leaves_a_year_first_date_alone(tmp_path):
+    path = _chat(tmp_path, "2022/03/18 14:56 - Ana: Hola\n2022/03/18 14:57 - Tienda Sol: Buenas\n")
+    assert read(path, dates="mdy")[0].at == "2022-03-18T14:56:00Z"

@@ -475,7 +475,7 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
         if not _seekable(stream):
             spool = _spooled(stream, source)
             stream = spool
-        survey = _survey(_lines(stream, source), source)
+        survey = _survey(_lines(stream, source), source, getattr(options, "dates", None))
         roles = _roles(survey.authors, label, options)
         key = chat_key(label, options, survey.authors, survey.contact)
         if roles is None:
@@ -568,8 +568,10 @@ class _Survey:
     contact: str | None = None  # whom iOS's first notice is written as sent by
 
 
-def _survey(lines, source: str) -> _Survey:
-    """The layout, the date order (`dmy`, `mdy` or `ymd`) and the authors, from every header."""
+def _survey(lines, source: str, dates: str | None = None) -> _Survey:
+    """The layout, the date order (`dmy`, `mdy` or `ymd`) and the authors, from every header.
+    `dates` (--dates: `dmy` or `mdy`) gives the day/month order instead of inferring it
+    (a year written first, `2022/03/18`, is year-month-day whatever it says)."""
     forward = {"dmy": 0, "mdy": 0}
     previous: dict[str, tuple] = {}
     decided = None
@@ -616,6 +618,8 @@ def _survey(lines, source: str) -> _Survey:
             previous[order] = key
     if layout is None:
         raise InvalidInput(f"{source}:1: not a WhatsApp chat export (no message header found)")
+    if decided != "ymd" and dates:
+        decided = dates
     if decided is None:
         decided = "mdy" if forward["mdy"] > forward["dmy"] and not dot else "dmy"
     return _Survey(layout, decided, authors, yearless, contact)
