@@ -240,7 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chats", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="runs of each import (commands run 3 times as many)")
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the files")
+    parser.add_argument("--only", choices=["reports"],
+                        help="reports: time only the whole export and stats against their floors, on the "
+                             "database kept in --keep DIR (--runs times each)")
     options = parser.parse_args(argv)
+    if options.only == "reports":
+        if not options.keep:
+            parser.error("--only reports needs --keep DIR (the folder of a kept run)")
+        _print(only_reports(Path(options.keep), options.runs))
+        return
     folder = Path(options.keep or tempfile.mkdtemp(prefix="chatcrm-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     chatcrm = [sys.executable, "-m", "chatcrm"]
@@ -338,36 +346,62 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((f"{name} ({label})", figure, figure / startup, cpu / startup_cpu, target))
         figure, cpu = wall_and_cpu([*chatcrm, "close", "--idle", "6h", "--db", str(db)])
         rows.append((f"close --idle 6h ({label})", figure, figure / startup, cpu / startup_cpu, None))
-    # Whole reports against their floors, alternating as the import and its baseline do.
-    export_file = folder / "export.jsonl"
-    reports = {
-        "export (everything, to a file)": (
-            [*chatcrm, "export", "-o", str(export_file), "--db", str(big_db)],
-            floor_args(EXPORT_FLOOR, big_db, folder / "floor.jsonl"),
-            "read every fact row with sqlite3, write it as JSON Lines",
-        ),
-        "stats (everything)": (
-            [*chatcrm, "stats", "--db", str(big_db)],
-            floor_args(STATS_FLOOR, big_db),
-            "one pass over the sessions, waits and chat keys",
-        ),
-    }
-    for name, (command, floor, what) in reports.items():
-        measured = []
-        for _ in range(options.runs):
-            floor_time, _, floor_cpu = timed(floor, env)
-            elapsed, memory, cpu = timed(command, env)
-            measured.append((floor_time, floor_cpu, elapsed, cpu, memory))
-        rows.append((f"  floor: {what}", statistics.median(m[0] for m in measured), None, None, None))
-        rows.append((f"{name} ({options.events:,} events)", statistics.median(m[2] for m in measured),
-                     statistics.median(m[2] / m[0] for m in measured),
-                     statistics.median(m[3] / m[1] for m in measured), "≤ 2.0× floor"))
-        rows.append((f"{name} peak memory (MiB)", max(m[4] for m in measured) / 2**20, None, None, None))
+    rows.extend(report_rows(chatcrm, env, big_db, folder, options.runs, options.events))
     _print(rows)
     if not options.keep:
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def report_rows(chatcrm: list[str], env: dict, db: Path, folder: Path, runs: int, events: int) -> list[tuple]:
+    """The whole export and the whole stats of `db` against their floors, each run `runs`
+    times alternating with its floor, as the import and its baseline do."""
+    reports = {
+        "export (everything, to a file)": (
+            [*chatcrm, "export", "-o", str(folder / "export.jsonl"), "--db", str(db)],
+            floor_args(EXPORT_FLOOR, db, folder / "floor.jsonl"),
+            "read every fact row with sqlite3, write it as JSON Lines",
+        ),
+        "stats (everything)": (
+            [*chatcrm, "stats", "--db", str(db)],
+            floor_args(STATS_FLOOR, db),
+            "one pass over the sessions, waits and chat keys",
+        ),
+    }
+    rows = []
+    for name, (command, floor, what) in reports.items():
+        measured = []
+        for _ in range(runs):
+            floor_time, _, floor_cpu = timed(floor, env)
+            elapsed, memory, cpu = timed(command, env)
+            measured.append((floor_time, floor_cpu, elapsed, cpu, memory))
+        rows.append((f"  floor: {what}", statistics.median(m[0] for m in measured), None, None, None))
+        rows.append((f"{name} ({events:,} events)", statistics.median(m[2] for m in measured),
+                     statistics.median(m[2] / m[0] for m in measured),
+                     statistics.median(m[3] / m[1] for m in measured), "≤ 2.0× floor"))
+        rows.append((f"{name} peak memory (MiB)", max(m[4] for m in measured) / 2**20, None, None, None))
+    return rows
+
+
+def only_reports(folder: Path, runs: int) -> list[tuple]:
+    """`--only reports`: the whole reports alone, on the database a run with `--keep`
+    left in `folder`, without generating or importing anything."""
+    db = folder / "chatcrm.db"
+    if not db.is_file():
+        raise SystemExit(f"bench: --only reports needs {db}: run once with --keep {folder} first")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        events = conn.execute(
+            "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chat_events) "
+            "+ (SELECT count(*) FROM assignments) + (SELECT count(*) FROM reminders)"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    env = {**os.environ, "CHATCRM_NOW": NOW, "CHATCRM_AGENT": "Luis", "NO_COLOR": "1"}
+    env.pop("CHATCRM_DB", None)
+    compile_package()
+    return report_rows([sys.executable, "-m", "chatcrm"], env, db, folder, runs, events)
 
 
 COMMAND_TARGET = "≤ 0.6× start-up"  # a command that prints no table

@@ -354,7 +354,14 @@ def ingest(
         store = _store(os.path.join(scratch.name, "chatcrm.db"), create=True)
     else:
         new = not _db_path(db).exists()
-        store = _store(db, create=True)
+        try:
+            store = _store(db, create=True)
+        except BaseException:  # stopped while the new database was being made: none is left
+            if new:
+                from chatcrm.store.connection import remove_database
+
+                remove_database(_db_path(db))
+            raise
 
     def sources():
         for index, path in enumerate(files):
@@ -367,11 +374,11 @@ def ingest(
         report = service.ingest(store, importers.checked(sources(), options), skip_invalid=skip_invalid,
                                 dry_run=dry_run, now=now, files=identified, input_of=input_of, digest_of=digests,
                                 tz=_tz_name(tz) or "UTC", agents=agent or (), chat=chat)
-    except Exception:
+    except BaseException:  # refused, interrupted (Ctrl-C) or stopped (kill): rolled back
         if not dry_run and new:
             from chatcrm.store.connection import discard_if_empty
 
-            discard_if_empty(store)  # a refused import into a new database leaves no database
+            discard_if_empty(store)  # an import that did not happen into a new database leaves no database
         raise
     for invalid in report.invalid:
         typer.echo(render.skipped_line(invalid), err=True)
@@ -929,7 +936,8 @@ def export(
 ) -> None:
     """Write every stored fact as chatcrm events.
 
-    Messages, closes, completions and assignments in time order, as JSON Lines (or CSV).
+    Messages, closes, completions, assignments and reminders in time order, then edits,
+    as JSON Lines (or CSV); a live chat's first message says where its replies go.
     Importing them into a new database gives the same queue, timelines and stats, ids
     included: a backup, a diff between two databases, or a case to hand over.
     """
@@ -1113,10 +1121,35 @@ def main(argv: list[str] | None = None) -> None:
     _plain_usage(command)
     _shown_zone[:] = []
     _loaded_settings[:] = []
+    stopped = _stop_on_sigterm()
     try:
         _run(command, args)
     finally:
         _close_stores()
+        if stopped is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, stopped)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (`kill`, a cron timeout): unwinds like Ctrl-C, so that what is half-done is
+    rolled back and cleaned up on the way out."""
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM unwind the command; returns the handler it replaced (None: not the
+    main thread, where no handler can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def _close_stores() -> None:
@@ -1133,10 +1166,14 @@ def _run(command, args: list[str]) -> None:
     try:
         _check_utf8(args)
         code = command.main(args=args, prog_name="chatcrm", standalone_mode=False)
+        if code == 130:  # typer's word for Ctrl-C, after the command cleaned up
+            _fail("interrupted", 130)
     except ChatcrmError as error:
         _fail(_worded(error), error.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except _Terminated:
+        _fail("stopped (SIGTERM)", 143)
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(1)
@@ -1174,37 +1211,36 @@ def _click_group(args: list[str]):
     may ask about any command, gets them all.
     """
     import copy
-    import inspect
 
     from typer.main import get_command
 
     name = next((arg for arg in args if not arg.startswith("-")), None)
-    completing = f"_{app.info.name.upper()}_COMPLETE" in os.environ
+    if f"_{app.info.name.upper()}_COMPLETE" in os.environ:
+        return get_command(app)
     light = copy.copy(app)
-    light.registered_commands = [
-        info if completing or _command_name(info) == name else _summary_only(info, inspect.getdoc(info.callback))
-        for info in app.registered_commands
-    ]
-    return get_command(light)
+    light.registered_commands = [info for info in app.registered_commands if _command_name(info) == name]
+    group = get_command(light)
+    built = group.commands
+    group.commands = {_command_name(info): built.get(_command_name(info)) or _stand_in(info)
+                      for info in app.registered_commands}  # in the order they were written
+    return group
 
 
 def _command_name(info) -> str:
     return info.name or info.callback.__name__.replace("_", "-")
 
 
-def _summary_only(info, doc: str | None):
-    """A stand-in for a command that is not run: its name, help and epilog, no options."""
-    import copy
+def _stand_in(info):
+    """A command that is not run, as the group's help lists it: its name, summary, help
+    and epilog, without options (never invoked: its name is not the one given)."""
+    import inspect
 
-    stand_in = copy.copy(info)
-    stand_in.name = _command_name(info)
-    stand_in.help = info.help if info.help is not None else doc
-    stand_in.callback = _not_run
-    return stand_in
+    from typer.core import TyperCommand
 
-
-def _not_run() -> None:  # pragma: no cover - a stand-in is listed, never invoked
-    raise RuntimeError("a command's stand-in was invoked")
+    text = inspect.cleandoc(info.help) if info.help is not None else inspect.getdoc(info.callback)
+    return TyperCommand(name=_command_name(info), help=text, epilog=info.epilog, short_help=info.short_help,
+                        hidden=info.hidden, deprecated=info.deprecated, context_settings=info.context_settings,
+                        rich_markup_mode=app.rich_markup_mode)
 
 
 def _check_utf8(args: list[str]) -> None:

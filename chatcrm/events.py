@@ -44,7 +44,11 @@ class Event:
     live: "LiveChat | None" = None
 
 
-@dataclass(slots=True, frozen=True)
+# Only Event is made by the million; the others are few, and a class without slots is
+# made faster at every start (slots make a second class).
+
+
+@dataclass(frozen=True)
 class LiveChat:
     """Where replies to a chat key go on a live channel: the channel (`telegram` or
     `whatsapp`), the client's id there (Telegram's chat id, WhatsApp's wa_id) and the
@@ -56,7 +60,7 @@ class LiveChat:
     via: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class DeliveryStatus:
     """A live channel's word on a message chatcrm sent (WhatsApp's `statuses`): its remote
     id, `sent`, `delivered`, `read` or `failed`, when, and the error given with a failure."""
@@ -69,7 +73,7 @@ class DeliveryStatus:
     line: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class Skipped:
     """A record of a live payload chatcrm does not use (a callback query, a member
     joining, a status of unknown kind): counted, never an error."""
@@ -79,7 +83,7 @@ class Skipped:
     what: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Invalid:
     """An input record that cannot be imported, with where it is."""
 

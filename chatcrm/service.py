@@ -401,8 +401,9 @@ def export(store: Store, deal_ref: str | None = None) -> Iterator[dict]:
 
 
 def _export_records(store: Store, only: int | None) -> Iterator[dict]:
-    from chatcrm.store.facts import fact_rows
+    from chatcrm.store.facts import edit_rows, fact_rows, live_chats
 
+    live = live_chats(store, only)  # where replies go: said once, on a live chat key's first message
     deals_seen: set[int] = set()
     chats_seen: set[int] = set()
     # The facts' fields unpacked by position (store.facts.fact_rows): one record per fact,
@@ -443,7 +444,17 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
             if note:
                 record["note"] = note
         record["at"] = at
+        if live and kind == "message" and chat_key in live:
+            record["recipient"], via = live.pop(chat_key)
+            if via is not None:
+                record["via"] = via
         yield record
+    # Each edit after every fact, as the message it edits with its own time (edited_at):
+    # the latest edit gives the text, whatever order they are imported in.
+    for chat_key, uid, direction, author, at, edited_at, text, channel in edit_rows(store, only):
+        if uid.startswith("id:"):  # only a message with an id can be edited (live channels give ids)
+            yield {"type": "message", "id": uid[3:], "chat": chat_key, "channel": channel, "from": direction,
+                   "author": author, "text": text, "at": at, "edited_at": edited_at}
 
 
 MOST_DEALS = 1 << 62  # more deals than any database holds, and an integer SQLite takes

@@ -27,6 +27,8 @@ import statistics
 from array import array
 from dataclasses import dataclass, field
 
+import orjson
+
 from chatcrm import times
 from chatcrm.errors import UsageError
 from chatcrm.store import Store
@@ -110,32 +112,30 @@ def compute(store: Store, *, now: str, since: str | None = None, until: str | No
     stats = Stats(since, until, now)
     with store.read():
         stats.sessions = queries.stats_session_count(store, since, until)
-        _collect(stats, "first_response", ((c, e, s, 0) for c, e, s in queries.stats_first_responses(store, since, until)))
-        _collect(stats, "time_to_close", ((c, e, s, 0) for c, e, s in queries.stats_closes(store, since, until)))
-        _collect(stats, "wait", queries.stats_waits(store, since, until, times.epoch(now)))
+        for channel, replier, responsible, first_responses, closes in queries.stats_sessions(store, since, until):
+            _collect(stats, "first_response", channel, replier, first_responses)
+            _collect(stats, "time_to_close", channel, responsible, closes)
+        for channel, employee, waits, unanswered in queries.stats_waits(store, since, until, times.epoch(now)):
+            _collect(stats, "wait", channel, employee, waits, unanswered)
     return stats
 
 
-def _collect(stats: Stats, metric: str, figures) -> None:
-    """Each (channel, employee, seconds, unanswered) into the overall series, its
-    channel's and its employee's (nobody's when None)."""
-    overall = stats.overall.series[metric]
-    channels: dict[str, Series] = {}
-    employees: dict[str | None, Series] = {}
-    for channel, employee, seconds, unanswered in figures:
-        by_channel = channels.get(channel)
-        if by_channel is None:
-            by_channel = channels[channel] = stats.by_channel.setdefault(channel, Scope()).series[metric]
-        by_employee = employees.get(employee)
-        if by_employee is None:
-            scope = stats.by_employee.setdefault(employee or NOBODY, Scope())
-            by_employee = employees[employee] = scope.series[metric]
-        if seconds < 0:
-            seconds = 0
-        overall.values.append(seconds)
-        by_channel.values.append(seconds)
-        by_employee.values.append(seconds)
-        if unanswered:
-            overall.unanswered += 1
-            by_channel.unanswered += 1
-            by_employee.unanswered += 1
+def _collect(stats: Stats, metric: str, channel: str, employee: str | None, listed: str | None,
+             unanswered: int = 0) -> None:
+    """One group's durations (a JSON array of seconds, as the store lists them; none
+    when None) into the overall series, its channel's and its employee's (nobody's when
+    None). A negative duration (clocks that disagree) counts as 0.
+
+    Each group's durations are sorted once here, so that a scope's series is a few
+    sorted runs, which its summary's sort merges instead of sorting all of them again."""
+    if listed is None:
+        return
+    ordered = sorted(orjson.loads(listed))
+    if ordered[0] < 0:
+        ordered = [max(0, seconds) for seconds in ordered]
+    values = array("q", ordered)
+    for scope in (stats.overall, stats.by_channel.setdefault(channel, Scope()),
+                  stats.by_employee.setdefault(employee or NOBODY, Scope())):
+        series = scope.series[metric]
+        series.values.extend(values)
+        series.unanswered += unanswered

@@ -60,3 +60,32 @@ def test_the_generated_sessions_span_the_year_before_the_benchmarks_clock(tmp_pa
 
     times = sorted(json.loads(line)["at"] for line in events.read_text(encoding="utf-8").splitlines())
     assert times[0] < "2024-12-15" and times[-1] < bench.NOW and times[-1] > "2025-11-01"
+
+
+def test_only_reports_times_the_whole_reports_on_a_kept_database_without_importing(tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    bench.generate(events, 300, 30)
+    assert run("ingest", "--db", tmp_path / "chatcrm.db", events).code == 0
+    before = {p.name for p in tmp_path.iterdir()}
+    bench.main(["--only", "reports", "--keep", str(tmp_path), "--runs", "1"])
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()[1:]
+    assert len(lines) == 6 and all(line.startswith(label) for line, label in zip(lines, [
+        "  floor: read every fact row with sqlite3, write it as JSON Lines",
+        "export (everything, to a file) (300 events)",
+        "export (everything, to a file) peak memory (MiB)",
+        "  floor: one pass over the sessions, waits and chat keys",
+        "stats (everything) (300 events)",
+        "stats (everything) peak memory (MiB)",
+    ]))
+    assert "≤ 2.0× floor" in printed
+    # nothing generated or imported: only the two reports' outputs are new
+    assert {p.name for p in tmp_path.iterdir()} - before == {"export.jsonl", "floor.jsonl"}
+    assert len((tmp_path / "export.jsonl").read_text(encoding="utf-8").splitlines()) == 300
+
+
+def test_only_reports_without_a_kept_database_says_what_it_needs(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="run once with --keep"):
+        bench.main(["--only", "reports", "--keep", str(tmp_path)])

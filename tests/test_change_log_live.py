@@ -285,7 +285,9 @@ def test_check_verifies_the_links_of_edits_and_statuses(store, updates, tamper, 
 def _m009_database_with_an_edit_and_a_status(path, monkeypatch):
     """A database of m009 where change 1 imported the day and message 1 was edited (its
     text written over), a status stored: what live imports left before m010."""
-    upto = [m for m in schema.migrations._migrations if m.name < "m010"]
+    # every migration but m010 (later ones, such as m011's chats.channel, are what the
+    # current code writes; m010 is what this database has not seen)
+    upto = [m for m in schema.migrations._migrations if not m.name.startswith("m010")]
     with monkeypatch.context() as patch:
         patch.setattr(schema.migrations, "_migrations", upto)
         patch.setattr(connection, "SCHEMA", tuple(m.name for m in upto))

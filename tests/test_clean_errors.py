@@ -148,3 +148,39 @@ def test_point6_a_follow_up_after_the_latest_time_kept_says_so(day):
     result = run("remind", "4", "1s", "--at", "9999-12-30T23:59:59Z")
     assert (result.code, result.err) == (
         2, "Error: WHEN: 1s from now is after 9999-12-30T23:59:59Z, the latest time chatcrm keeps\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_point7_an_import_stopped_part_way_into_a_new_database_leaves_none(tmp_path, signum, code):
+    import signal
+    import time
+
+    from chatcrm import bench
+
+    events = tmp_path / "many.jsonl"
+    bench.generate(events, 200_000, 20_000)
+    db = tmp_path / "new" / "chatcrm.db"
+    process = subprocess.Popen([sys.executable, "-m", "chatcrm", "ingest", "--db", str(db), str(events)],
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not db.exists() and time.monotonic() < deadline:  # the import is under way
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signal.Signals(signum))
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the import finished before the signal came")
+    assert process.returncode == code, err
+    assert err.endswith(("Error: interrupted\n", "Error: stopped (SIGTERM)\n")) and err.count("Error") == 1
+    assert not db.exists() and not list(db.parent.iterdir())
+
+
+def test_point4_a_named_pipe_in_an_export_folder_is_passed_over_not_waited_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATCRM_DB", str(tmp_path / "f.db"))
+    folder = tmp_path / "export"
+    folder.mkdir()
+    os.mkfifo(folder / "_chat.txt")
+    shutil.copy(FIXTURES / "whatsapp" / "WhatsApp Chat with Marta Gómez.txt", folder)
+    result = run("ingest", "--agent", "Tienda Sol", folder)
+    assert result.code == 0 and "added 6 message(s)" in result.err

@@ -318,3 +318,48 @@ def test_an_edit_or_live_chat_in_the_event_format_is_checked(tmp_path, record, r
     path.write_text(record + "\n", encoding="utf-8")
     _, (event,) = read(path)
     assert reason in str(event)
+
+
+def _edit(tmp_path, name, edit_date, text):
+    update = json.loads((LIVE / "telegram-edit.json").read_text(encoding="utf-8"))
+    update["edited_message"].update(edit_date=edit_date, text=text)
+    path = tmp_path / name
+    path.write_text(json.dumps(update), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_export_of_live_chats_imports_back_whole_edits_and_where_replies_go(tmp_path, monkeypatch, fmt):
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-29T12:00:00Z")
+    original, restored = tmp_path / "original.db", tmp_path / "restored.db"
+    assert run("ingest", "--db", original, *sorted(LIVE.glob("*.json*"))).code == 0
+    assert run("ingest", "--db", original, _edit(tmp_path, "e3.json", 1795943900, "edit three")).code == 0
+    dump = run("export", "--db", original, "-f", fmt)
+    (tmp_path / f"dump.{fmt}").write_text(dump.out, encoding="utf-8")
+    assert run("ingest", "--db", restored, tmp_path / f"dump.{fmt}").code == 0
+    assert run("export", "--db", restored, "-f", fmt).out == dump.out
+    # An older edit arriving later changes neither: the latest edit gives the text.
+    older = _edit(tmp_path, "e1.json", 1795943800, "edit one")
+    for db in (original, restored):
+        assert run("ingest", "--db", db, older).code == 0
+    assert run("export", "--db", restored).out == run("export", "--db", original).out
+    assert "edit three" in run("timeline", "tg:5550001", "--db", restored).out
+    # The restored live chats still queue their replies.
+    for db in (original, restored):
+        assert run("reply", "tg:5550001", "Sí, en azul", "--db", db).code == 0
+    queued = [run("outbox", "-f", "json", "--db", db).json() for db in (original, restored)]
+    assert [(e["channel"], e["client_id"]) for e in queued[1]] == [(e["channel"], e["client_id"]) for e in queued[0]]
+    assert queued[1] and queued[1][0]["client_id"] == "5550001"
+
+
+def test_one_deals_export_carries_its_own_edits_and_live_chat_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATCRM_NOW", "2026-11-29T12:00:00Z")
+    db = tmp_path / "live.db"
+    assert run("ingest", "--db", db, *sorted(LIVE.glob("*.json*"))).code == 0
+    records = [json.loads(line) for line in run("export", "--db", db, "--deal", "tg:5550001").out.splitlines()]
+    assert {r["chat"] for r in records} == {"tg:5550001"}
+    assert [r.get("recipient") for r in records if "recipient" in r] == ["5550001"]
+    assert [r["text"] for r in records if "edited_at" in r] == ["Hola, ¿tienen la talla M en azul?"]
+    # the message itself with its own text, before the edit
+    assert [r["text"] for r in records if r.get("id") == "bot:101" and "edited_at" not in r] == \
+        ["Hola, ¿tienen la talla M?"]

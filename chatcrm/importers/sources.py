@@ -453,6 +453,8 @@ class _Folder:
         for base, folders, files in os.walk(root):
             folders.sort()
             for file in sorted(files):
+                if not os.path.isfile(os.path.join(base, file)):
+                    continue  # a named pipe, a socket, a device or a dangling link: no export's file
                 paths.append(os.path.relpath(os.path.join(base, file), root).replace(os.sep, "/"))
                 if len(paths) > MAX_MEMBERS:
                     raise InvalidInput(f"{root}: more than {MAX_MEMBERS} files; not an export folder")

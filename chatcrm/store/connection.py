@@ -33,6 +33,7 @@ SCHEMA = (
     "m008_live_channels",
     "m009_change_log",
     "m010_live_facts_in_the_change_log",
+    "m011_chat_channels",
 )
 
 
@@ -228,10 +229,18 @@ def discard_if_empty(store: Store) -> None:
         if store.conn.execute("SELECT 1 FROM chat_events UNION ALL SELECT 1 FROM assignments LIMIT 1").fetchone():
             return
         store.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+        remove_database(store.path)
     except (OSError, sqlite3.Error):
         pass
+
+
+def remove_database(path) -> None:
+    """Remove a database this command created, with the files SQLite keeps beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def employee_names_read_only(path: Path) -> list[str]:

@@ -7,7 +7,7 @@ holds which deal each chat key belongs to and what its events said of the client
 
 from __future__ import annotations
 
-from functools import lru_cache
+from bisect import bisect_left, bisect_right
 from itertools import groupby
 from typing import Iterator, NamedTuple
 
@@ -58,10 +58,12 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
 
     The facts are read table by table in one sorted pass (one deal's through its chat
     keys and each fact table's index on its chat key, so that they cost that deal's facts,
-    not the database's), a message with the session it opens. Each fact's chat key and
-    deal come from a cache of the chat keys seen lately (facts in time order come in
-    bursts of one conversation) instead of two lookups a fact inside the sort, in memory
-    bounded by PROFILES_KEPT."""
+    not the database's), a block of FACTS_PER_READ at a time; a message that opens a
+    session is given its chat and activity from the sessions read in the order of their
+    openings beside it. Each fact's chat key and deal come from the chat keys seen lately (facts
+    in time order come in bursts of one conversation), kept in memory bounded by
+    PROFILES_KEPT: each session's opening brings its chat key's, and those a block still
+    lacks are looked up in one statement, instead of two lookups a fact inside the sort."""
     conn = store.conn
     # A whole export reads each table in its own order (the chat key index would make it
     # jump about the messages).
@@ -72,11 +74,10 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
         params = [deal_id] * 4
     rows = conn.execute(
         f"""
-        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, m.text, NULL, NULL, NULL, NULL,
-               c.id, a.id, {FACT_RANK['message']}, m.seq, m.id
-        FROM messages m{whole}
-        LEFT JOIN chats c ON c.chat_key = m.chat_key AND c.opened_at = m.sent_at
-        LEFT JOIN activities a ON a.chat_id = c.id{keys.format('m.')}
+        SELECT 'message', m.sent_at, m.chat_key, m.uid, m.direction, m.author, coalesce(m.original_text, m.text),
+               NULL, NULL, NULL, NULL,
+               NULL, NULL, {FACT_RANK['message']}, m.seq, m.id
+        FROM messages m{whole}{keys.format('m.')}
         UNION ALL
         SELECT kind, at, chat_key, NULL, NULL, NULL, NULL, session, NULL, NULL, NULL, NULL, NULL, {rank_sql('kind')},
                0, id
@@ -94,17 +95,73 @@ def fact_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
         params,
     )
 
-    @lru_cache(maxsize=PROFILES_KEPT)
-    def profile(chat_key: str) -> tuple:
-        """A chat key's channel, naming and deal."""
-        return conn.execute(
-            "SELECT k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id "
-            "FROM chat_keys k JOIN deals d ON d.id = k.deal_id WHERE k.key = ?",
-            [chat_key],
-        ).fetchone()
+    # The sessions in the order of their openings, to give each the message that opens it
+    # (a merge of two time-ordered streams, instead of a lookup a message inside the sort).
+    openings = conn.execute(
+        "SELECT c.opened_at, c.chat_key, c.id, a.id, k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, "
+        "d.id FROM chats c LEFT JOIN activities a ON a.chat_id = c.id JOIN chat_keys k ON k.key = c.chat_key "
+        "JOIN deals d ON d.id = k.deal_id"
+        + (" WHERE c.chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)" if deal_id is not None else "")
+        + " ORDER BY c.opened_at",
+        [deal_id] if deal_id is not None else [],
+    )
+    next_opening = openings.fetchone()
+    opening: dict[tuple, tuple] = {}  # (chat key, opened at) -> (chat id, activity id), of the block's instants
+    profiles: dict[str, tuple] = {}  # chat key -> its profile, brought by its sessions' openings or looked up
+    while block := rows.fetchmany(FACTS_PER_READ):
+        first, last = block[0][1], block[-1][1]
+        if opening:
+            opening = {at: ids for at, ids in opening.items() if at[1] >= first}
+        while next_opening is not None and next_opening[0] <= last:
+            opening[(next_opening[1], next_opening[0])] = next_opening[2:4]
+            profiles[next_opening[1]] = next_opening[4:]
+            next_opening = openings.fetchone()
+        if opening:
+            ats = [row[1] for row in block]
+            for (key, at), ids in opening.items():
+                for i in range(bisect_left(ats, at), bisect_right(ats, at)):
+                    row = block[i]
+                    if row[2] == key and row[0] == "message":
+                        block[i] = (*row[:11], *ids, *row[13:])
+        keys = [row[2] for row in block]
+        if len(profiles) > PROFILES_KEPT:
+            profiles = {key: profiles[key] for key in set(keys) if key in profiles}
+        missing = list(set(keys).difference(profiles))
+        for start in range(0, len(missing), KEYS_PER_LOOKUP):
+            chunk = missing[start:start + KEYS_PER_LOOKUP]
+            for key, *profile in conn.execute(_PROFILES.format(", ".join("?" * len(chunk))), chunk):
+                profiles[key] = tuple(profile)
+        yield from zip(block, map(profiles.__getitem__, keys))
 
-    for row in rows:
-        yield row, profile(row[2])
+
+def edit_rows(store: Store, deal_id: int | None = None) -> Iterator[tuple]:
+    """Every stored edit of a message (of one deal's chat keys, when given), as (chat key,
+    uid, direction, author, sent at, edited at, text, channel), in the messages' time
+    order and each message's edits in theirs. `fact_rows` gives a message's own text."""
+    where = " WHERE k.deal_id = ?" if deal_id is not None else ""
+    return store.conn.execute(
+        "SELECT m.chat_key, m.uid, m.direction, m.author, m.sent_at, e.edited_at, e.text, k.channel "
+        "FROM message_edits e JOIN messages m ON m.id = e.message_id JOIN chat_keys k ON k.key = m.chat_key"
+        + where + " ORDER BY m.sent_at, m.chat_key, m.uid, e.edited_at, e.id",
+        [deal_id] if deal_id is not None else [],
+    )
+
+
+def live_chats(store: Store, deal_id: int | None = None) -> dict[str, tuple[str, str | None]]:
+    """The chat keys that came from a live channel (of one deal, when given): chat key ->
+    (recipient, via). Few: read whole."""
+    where = " WHERE l.chat_key IN (SELECT key FROM chat_keys WHERE deal_id = ?)" if deal_id is not None else ""
+    rows = store.conn.execute("SELECT l.chat_key, l.recipient, l.via FROM live_chats l" + where,
+                              [deal_id] if deal_id is not None else [])
+    return {key: (recipient, via) for key, recipient, via in rows}
+
+
+FACTS_PER_READ = 1000  # facts read at once, their chat keys' profiles looked up together
+KEYS_PER_LOOKUP = 500  # chat keys in one lookup (well under SQLite's limit of parameters)
+_PROFILES = (
+    "SELECT k.key, k.channel, k.contact, k.contact_at, k.title, k.title_at, d.key, d.id "
+    "FROM chat_keys k JOIN deals d ON d.id = k.deal_id WHERE k.key IN ({})"
+)
 
 
 _MESSAGE = FACT_RANK["message"]

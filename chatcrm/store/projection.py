@@ -185,8 +185,12 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     return deals
 
 
+_KEY_CHANNEL = "(SELECT k.channel FROM chat_keys k WHERE k.key = chats.chat_key)"
+
+
 def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, str] | None = None) -> None:
-    """Re-derive the deals' contact, title, created-at, status and queue place.
+    """Re-derive the deals' contact, title, created-at, status and queue place, and
+    their sessions' channel.
 
     `new_deals` ({id: key}) are deals an import has bound chats to but not yet
     written: they are inserted whole, once.
@@ -194,6 +198,12 @@ def refresh_deals(store: Store, deal_ids: Iterable[int], new_deals: dict[int, st
     new_deals = new_deals or {}
     fill_temp(store, "touched_deals", "INTEGER", deal_ids)
     conn = store.conn
+    # A session's channel is its chat key's, as named once every change is applied (an
+    # import's naming, or an undo's naming anew), like the deal's contact and title.
+    conn.execute(
+        f"UPDATE chats SET channel = {_KEY_CHANNEL} "
+        f"WHERE deal_id IN (SELECT v FROM temp.touched_deals) AND channel IS NOT {_KEY_CHANNEL}"
+    )
     chats = groupby(
         conn.execute(
             "SELECT c.deal_id, c.opened_at, c.closed_at, c.waiting_since, a.created_at, a.completed_at, "

@@ -204,7 +204,15 @@ def _queue_filter(status: str | None = None, agent: str | None = None) -> tuple[
 # `stats` reads the stored sessions and waits (derived from the facts like every state,
 # and compared by `check`): those of a period through the indexes on their starts.
 
-_SECONDS = "CAST(strftime('%s', {}) AS INTEGER)"
+def _seconds_sql() -> str:
+    """A stored time as seconds since the epoch, in SQL: `unixepoch` where SQLite has it
+    (3.38), which does at once what `strftime('%s')` and a cast do."""
+    import sqlite3
+
+    return "unixepoch({})" if sqlite3.sqlite_version_info >= (3, 38) else "CAST(strftime('%s', {}) AS INTEGER)"
+
+
+_SECONDS = _seconds_sql()
 
 
 def _period(column: str, since: str | None, until: str | None) -> tuple[str, list]:
@@ -218,34 +226,33 @@ def _period(column: str, since: str | None, until: str | None) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-# A figure's chat key's channel through the covering index (SQLite would read the row).
-_CHANNEL = "JOIN chat_keys k INDEXED BY chat_keys_channel ON k.key = c.chat_key"
+# A figure's channel is its session's (`chats.channel`, its chat key's stored beside it).
+# The figures come grouped by channel and employee, each group's durations listed as a
+# JSON array of seconds (NULL for none; group_concat skips NULLs): one row a group, not
+# one a figure.
+_LIST = "'[' || group_concat({}) || ']'"
 
 
-def stats_first_responses(store: Store, since: str | None, until: str | None):
-    """The first responses of the sessions clients opened in [since, until): (channel,
-    the replier (the first answered wait's), seconds from the opening)."""
+def stats_sessions(store: Store, since: str | None, until: str | None):
+    """The sessions opened in [since, until), grouped by (channel, replier, responsible):
+    the first responses (seconds from the opening to the first reply) of those a client
+    opened, whose replier is the first answered wait's; and the times to close (seconds
+    from the opening to the close) of those closed, whose employee is the responsible."""
     where, params = _period("c.opened_at", since, until)
+    answered = "c.opened_by = 'client' AND c.first_response_at IS NOT NULL"
     return store.conn.execute(
         f"""
-        SELECT k.channel,
-               (SELECT w.answered_by FROM waits w WHERE w.chat_id = c.id AND w.answered_by <> ''
-                ORDER BY w.started_at LIMIT 1),
-               {_SECONDS.format('c.first_response_at')} - {_SECONDS.format('c.opened_at')}
-        FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND c.opened_by = 'client' AND c.first_response_at IS NOT NULL
-        """,
-        params,
-    )
-
-
-def stats_closes(store: Store, since: str | None, until: str | None):
-    """The closed sessions opened in [since, until): (channel, responsible, seconds from
-    the opening to the close)."""
-    where, params = _period("c.opened_at", since, until)
-    return store.conn.execute(
-        f"""
-        SELECT k.channel, c.responsible, {_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')}
-        FROM chats c {_CHANNEL}{where or ' WHERE 1'} AND c.closed_at IS NOT NULL
+        SELECT c.channel,
+               CASE WHEN {answered} THEN
+                   (SELECT w.answered_by FROM waits w WHERE w.chat_id = c.id AND w.answered_by <> ''
+                    ORDER BY w.started_at LIMIT 1)
+               END,
+               c.responsible,
+               {_LIST.format(f"CASE WHEN {answered} THEN {_SECONDS.format('c.first_response_at')} - "
+                             f"{_SECONDS.format('c.opened_at')} END")},
+               {_LIST.format(f"{_SECONDS.format('c.closed_at')} - {_SECONDS.format('c.opened_at')}")}
+        FROM chats c{where or ' WHERE 1'} AND (c.closed_at IS NOT NULL OR {answered})
+        GROUP BY 1, 2, 3
         """,
         params,
     )
@@ -257,16 +264,17 @@ def stats_session_count(store: Store, since: str | None, until: str | None) -> i
 
 
 def stats_waits(store: Store, since: str | None, until: str | None, now_epoch: int):
-    """The waits that started in [since, until): (channel, who answered, else the
-    session's responsible, seconds waited (until `now_epoch` while still waiting),
-    1 when nobody answered)."""
+    """The waits that started in [since, until), grouped by (channel, who answered, else
+    the session's responsible): the seconds waited (until `now_epoch` while still
+    waiting), and how many of them nobody answered."""
     where, params = _period("w.started_at", since, until)
     return store.conn.execute(
         f"""
-        SELECT k.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
-               coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')},
-               w.answered_by IS NULL
-        FROM waits w JOIN chats c ON c.id = w.chat_id {_CHANNEL}{where}
+        SELECT c.channel, coalesce(nullif(w.answered_by, ''), c.responsible),
+               {_LIST.format(f"coalesce({_SECONDS.format('w.ended_at')}, ?) - {_SECONDS.format('w.started_at')}")},
+               count(*) - count(w.answered_by)
+        FROM waits w JOIN chats c ON c.id = w.chat_id{where}
+        GROUP BY 1, 2
         """,
         [now_epoch, *params],
     )

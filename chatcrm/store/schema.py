@@ -582,3 +582,12 @@ def m010_live_facts_in_the_change_log(db) -> None:
             f"FROM {table} ORDER BY id",
             [before],
         )
+
+
+@migrations()
+def m011_chat_channels(db) -> None:
+    """Each session's channel beside it (its chat key's, derived like the rest of `chats`
+    and compared by `check`): `stats` groups its figures by channel without looking up a
+    chat key for each of them. `open_store` derives it after applying this migration, as
+    after any."""
+    db.execute("ALTER TABLE chats ADD COLUMN channel TEXT NOT NULL DEFAULT ''")
