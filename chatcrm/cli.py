@@ -316,6 +316,11 @@ def ingest(
         typer.Option("--year", metavar="YYYY", min=1970, max=2100,
                      help="The year of WhatsApp dates written without one (old Android: `Mar 5, 8:11 PM`)."),
     ] = None,
+    dates: Annotated[
+        Optional[str],
+        typer.Option("--dates", metavar="ORDER",
+                     help="The day/month order of WhatsApp dates, dmy or mdy (default: inferred from the file)."),
+    ] = None,
     tz: TzImport = None,
     db: Db = None,
 ) -> None:
@@ -329,7 +334,10 @@ def ingest(
     """
     from chatcrm import importers, render, service
 
-    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year)
+    if dates is not None and dates not in ("dmy", "mdy"):
+        raise typer.BadParameter(f"{dates!r} is not dmy or mdy", param_hint="'--dates'")
+    options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year,
+                                      dates=dates)
     if "-" in files:
         _stdin("ingest -")
     if fmt is not None:
@@ -1180,7 +1188,7 @@ def _run(command, args: list[str]) -> None:
             _fail(f"database error: {error}", 1)
         if _is_usage_error(error):
             _fail(f"{error.format_message()}{_dash_hint(error)} (see '{_usage_hint(command, args)} --help')", 2)
-        if os.environ.get("CHATCRM_DEBUG"):
+        if os.environ.get("CHATCRM_DEBUG", "") not in ("", "0"):
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (set CHATCRM_DEBUG=1 for details)", 1)
     try:

@@ -248,7 +248,7 @@ SAMPLES = [
     ("telegram/chat-miner_full_export_minimal.json", ("Author 2",), 2, ("2018-12-05T10:39:10Z", "client", "Author 1")),
     ("telegram/ragtgbot_private_group_result.json", ("verymuchuser",), 4, ("2025-03-29T14:11:08Z", "agent", "verymuchuser")),
     ("telegram/tg2md_private_channel_legacy.json", ("test",), 18, ("2020-11-12T12:54:07Z", "agent", "test")),
-    ("whatsapp/android_cs_ddmmyy_dots_nocomma.txt", ("Dmitry S",), 59, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
+    ("whatsapp/android_cs_ddmmyy_dots_nocomma.txt", ("Dmitry S",), 57, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
     ("whatsapp/android_en_ddmmyyyy_24h_media_multiline.txt", ("Dmitry S",), 57, ("2022-03-18T14:56:00Z", "agent", "Dmitry S")),
     ("whatsapp/android_en_group_system_lines.txt", ("Dmitry S",), 4, ("2023-01-11T16:26:00Z", "agent", "Dmitry S")),
     ("whatsapp/chat-miner_bracket_mmddyy_24h.txt", ("John Doe",), 7, ("2019-01-01T11:25:00Z", "agent", "John Doe")),

@@ -24,6 +24,7 @@ class ImportOptions:
     agents: tuple[str, ...] = ()
     chat: str | None = None  # the chat key, for formats whose file does not name one
     year: int | None = None  # the year of WhatsApp dates written without one (`Mar 5, 8:11 PM`)
+    dates: str | None = None  # WhatsApp's day/month order, `dmy` or `mdy`, where the file cannot tell it
 
 
 Progress = Callable[[int], None]

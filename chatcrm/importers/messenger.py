@@ -14,12 +14,30 @@ from typing import BinaryIO, Iterator
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import Event, Invalid
-from chatcrm.importers.limits import MAX_DEPTH, MAX_JSON_FILE, mib
+from chatcrm.importers.limits import MAX_DEPTH, MAX_JSON_FILE, MAX_JSON_VALUES, mib
 from chatcrm.importers.roles import Roles, clean_name, normalise, unresolved
 
 _MEDIA = (("photos", "photo"), ("videos", "video"), ("audio_files", "audio"), ("gifs", "GIF"),
           ("files", "file"), ("sticker", "sticker"), ("share", "link"))
 _NOT_MESSAGES = {"Subscribe", "Unsubscribe", "Call"}
+
+
+def _repaired(value):
+    """A string, or a list's strings, repaired (a dict's are, as it is parsed)."""
+    if isinstance(value, str):
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return value
+    if isinstance(value, list):
+        return [v if isinstance(v, dict) else _repaired(v) for v in value]
+    return value
+
+
+def _repair_object(pairs) -> dict:
+    """json's object hook: each object's values repaired as it is built, so the document is
+    never held twice."""
+    return {k: _repaired(v) for k, v in pairs}
 
 
 def unmojibake(value):
@@ -40,10 +58,17 @@ _THREAD_PATH = re.compile(
     r"(?:^|/)(?P<thread>(?:inbox|archived_threads|filtered_threads|message_requests|e2ee_cutover)/[^/]+)/message_\d+\.json$"
 )
 # Rows the app writes into a thread that nobody sent as a message: calls, reactions and
-# likes, group changes, new-connection notices (the 2024+ exports have no `type`).
+# likes, group changes, new-connection notices, unsent messages (the 2024+ exports have no
+# `type`). Only whole rows in the app's fixed phrases, per language: a client's sentence
+# that begins with "Reaccionó" or holds "called" is the client's message. A phrase that
+# names who did it is a notice only when that is the row's sender (or "You").
+_REACTION = r"\S{1,16}"
 _NOTICE = re.compile(
-    r"^(?:Reacted|reacted|Reaccionó|reaccionó|Reagiu|reagiu|A réagi|a réagi|Hat mit|hat mit|Ha reagito|ha reagito|"
-    r"Heeft met|heeft met|Mereaksi|mereaksi|Отреагировал|отреагировал)\b.{0,80}$|"
+    rf"^(?:Reacted {_REACTION} to your message|Reaccionó (?:con )?{_REACTION} a tu mensaje|"
+    rf"Reagiu (?:com )?{_REACTION} (?:à|a) sua mensagem|A réagi (?:avec )?{_REACTION} à votre message|"
+    rf"Hat mit {_REACTION} auf deine Nachricht reagiert|Ha reagito (?:con )?{_REACTION} al tuo messaggio|"
+    rf"Heeft met {_REACTION} op je bericht gereageerd|Mereaksi {_REACTION} ke pesan Anda|"
+    rf"Отреагировал(?:а|\(а\))? {_REACTION} на ваше сообщение)$|"
     r"^(?:Liked a message|Me gustó un mensaje|Le gustó un mensaje|Curtiu uma mensagem|A aimé un message|"
     r"Mi piace un messaggio|Gefällt eine Nachricht)\.?$|"
     r"^(?:Missed call|Missed video call|Llamada perdida|Videollamada perdida|Chamada perdida|Appel manqué|"
@@ -51,10 +76,14 @@ _NOTICE = re.compile(
     r"^(?:The call ended|The video call ended|La llamada terminó|La videollamada terminó|A chamada terminou|"
     r"L'appel est terminé|Der Anruf wurde beendet|La chiamata è terminata)\.?$|"
     r"^You are now connected on Messenger\.?$|^Say hi to your new Facebook friend.{0,80}$|"
-    r"^You can now message and call each other.{0,120}$|^(?:You|.{1,120}?) (?:"
+    r"^You can now message and call each other.{0,120}$|"
+    r"^(?:This message was unsent|Se anuló el envío de este mensaje|Esta mensagem foi cancelada)\.?$"
+)
+_ACTED = re.compile(
+    rf"^(?P<actor>.{{1,120}}?) (?:"
     r"started a call|started a video call|started an audio call|joined the call|joined the video call|"
-    r"missed a call from .{1,120}|missed a video call from .{1,120}|called you|called .{1,120}|"
-    r"reacted .{1,40} to (?:your|a|their|his|her) message|liked a message|"
+    r"missed a call from .{1,120}|missed a video call from .{1,120}|called you|"
+    rf"reacted {_REACTION} to (?:your|a|their|his|her) message|liked a message|unsent a message|"
     r"named the group .{0,200}|changed the group name to .{0,200}|changed the group photo|removed the group name|"
     r"set the nickname for .{1,200}|set (?:your|his|her|their) nickname to .{0,200}|cleared the nickname for .{1,120}|"
     r"turned (?:on|off) member approval.{0,80}|(?:joined|left) the group|added .{1,200} to the group|"
@@ -62,13 +91,15 @@ _NOTICE = re.compile(
     r"set the emoji to .{1,20}|set the quick reaction to .{1,20}|changed the chat colou?rs?.{0,80}|"
     r"made .{1,120} an admin|removed .{1,120} as an admin|"
     r"inició una llamada|inició una videollamada|nombró el grupo .{0,200}|salió del grupo|se unió al grupo|"
-    r"añadió a .{1,200} al grupo|agregó a .{1,200} al grupo|eliminó a .{1,200} del grupo|"
+    r"añadió a .{1,200} al grupo|agregó a .{1,200} al grupo|eliminó a .{1,200} del grupo|anuló el envío de un mensaje|"
     r"iniciou uma chamada|iniciou uma chamada de vídeo|saiu do grupo|entrou no grupo|adicionou .{1,200} ao grupo|"
-    r"removeu .{1,200} do grupo|a quitté le groupe|a rejoint le groupe|a ajouté .{1,200} au groupe|"
-    r"a lancé un appel|hat die Gruppe verlassen|ist der Gruppe beigetreten|hat einen Anruf gestartet|"
-    r"ha abbandonato il gruppo|si è unito al gruppo|ha avviato una chiamata)\.?$",
+    r"removeu .{1,200} do grupo|cancelou o envio de uma mensagem|a quitté le groupe|a rejoint le groupe|"
+    r"a ajouté .{1,200} au groupe|a lancé un appel|a retiré un message|hat die Gruppe verlassen|"
+    r"ist der Gruppe beigetreten|hat einen Anruf gestartet|hat eine Nachricht zurückgenommen|"
+    r"ha abbandonato il gruppo|si è unito al gruppo|ha avviato una chiamata|ha annullato l'invio di un messaggio)\.?$",
     re.S,
 )
+_YOU = {"you", "tú", "tu", "você", "vous", "du", "jij", "anda", "вы"}
 
 
 def read(stream: BinaryIO, source: str, options, channel: str | None = None) -> Iterator[Event | Invalid]:
@@ -79,7 +110,8 @@ def read(stream: BinaryIO, source: str, options, channel: str | None = None) -> 
 def read_thread(files, source: str, options, place: str = "", channel: str | None = None
                 ) -> Iterator[Event | Invalid]:
     """One thread: its `message_1.json … message_N.json` files as (name, opener) pairs.
-    Each file is read whole (Meta keeps them to a few MB) and dropped before the next."""
+    Each file is read whole (Meta keeps them to a few MB; bounded by MAX_JSON_FILE and
+    MAX_JSON_VALUES) and dropped before the next."""
     seen: set = set()  # rows written twice: the same sender, millisecond and content
     setup = None
     for name, opener in files:
@@ -97,9 +129,13 @@ def read_thread(files, source: str, options, place: str = "", channel: str | Non
                 continue
             try:
                 stamp = int(message["timestamp_ms"])
-                at = times.from_epoch(stamp // 1000)
-            except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 yield Invalid(name, position, f"message {position}: missing or unreadable timestamp_ms")
+                continue
+            try:
+                at = times.from_epoch(stamp // 1000)
+            except (ValueError, OverflowError, OSError) as error:
+                yield Invalid(name, position, f"message {position}: timestamp_ms: {error}")
                 continue
             author = clean_name(str(message.get("sender_name") or "")) or "unknown"
             text = _text(message)
@@ -133,8 +169,10 @@ def _load(opener, name: str) -> dict:
         del chunks
     finally:
         stream.close()
+    if raw.count(b",") >= MAX_JSON_VALUES:  # each value parsed costs memory: bounded before parsing
+        raise InvalidInput(f"{name}: more than {MAX_JSON_VALUES:,} values; Meta's files hold at most 10,000 messages each")
     try:
-        document = json.loads(raw.decode("utf-8-sig"))
+        document = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_repair_object)
     except UnicodeDecodeError as error:
         raise InvalidInput(f"{name}: not UTF-8 text (byte {error.start + 1})")
     except json.JSONDecodeError as error:
@@ -145,7 +183,7 @@ def _load(opener, name: str) -> dict:
         raise InvalidInput(f"{name}:1: not a Messenger/Instagram export (no 'messages' list)")
     if _depth(document) > MAX_DEPTH:
         raise InvalidInput(f"{name}:1: nested deeper than {MAX_DEPTH} levels; not a Messenger export")
-    return unmojibake(document)
+    return document
 
 
 def _depth(value, level: int = 0) -> int:
@@ -205,12 +243,21 @@ def _not_a_message(message: dict) -> bool:
     kind = message.get("type")
     if (isinstance(kind, str) and kind in _NOT_MESSAGES) or "call_duration" in message:
         return True
+    if message.get("is_unsent") is True:
+        return True  # a message its sender took back: nothing of it is left to read
     if "users" in message and str(message.get("content", "")).endswith(("joined the group.", "left the group.")):
         return True
     content = message.get("content")
     if not isinstance(content, str) or len(content) > 400 or any(message.get(f) for f, _ in _MEDIA):
         return False
-    return _NOTICE.match(content.strip()) is not None
+    content = content.strip()
+    if _NOTICE.match(content):
+        return True
+    acted = _ACTED.match(content)
+    if acted is None:
+        return False
+    actor = normalise(clean_name(acted["actor"]))
+    return actor in _YOU or actor == normalise(clean_name(str(message.get("sender_name") or "")))
 
 
 def _text(message: dict) -> str:

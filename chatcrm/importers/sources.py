@@ -16,14 +16,18 @@ WhatsApp chat inside another ZIP (`Digest`).
 
 from __future__ import annotations
 
+import bz2  # noqa: F401  (its errors are among those a damaged member raises)
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import stat
 import sys
 import zipfile
+import zlib
+from struct import error as struct_error
 from typing import BinaryIO, Callable, Iterator
 
 from chatcrm.errors import InvalidInput, UsageError
@@ -33,6 +37,10 @@ from chatcrm.importers.limits import MAX_INVALID, excerpt
 HEAD_BYTES = 1 << 16
 BOM = b"\xef\xbb\xbf"
 MAX_MEMBERS = 1 << 17  # entries of a folder or ZIP looked at
+MAX_RATIO = 100  # what an archive's members may expand to, times their compressed size…
+RATIO_FLOOR = 4 << 20  # …once they have given this many bytes (chat text compresses 5–10 times)
+# What reading a damaged member raises: a bad CRC, broken deflate/LZMA/bzip2 data, a cut end.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError)
 Progress = Callable[[int], None]
 Source = tuple[str, str, Iterator]
 
@@ -243,13 +251,27 @@ class _Replay(io.RawIOBase):
 # ------------------------------------------------------------------ detection
 
 
+def _utf16(head: bytes) -> bool:
+    """UTF-16 text: its byte-order mark, or every other byte NUL (ASCII in UTF-16)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    sample = head[:200]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return even.count(0) >= len(even) * 0.9 > 0 and odd.count(0) == 0 or odd.count(0) >= len(odd) * 0.9 and even.count(0) == 0
+
+
 def _looks_like_jsonl(first_line: str, complete: bool) -> bool:
     if complete:
         try:
             record = json.loads(first_line)
-        except (ValueError, RecursionError):
+        except RecursionError:  # deeper than json reads (JSON Lines allows 1,024): its keys tell
+            complete = False
+        except ValueError:
             return False
-        return isinstance(record, dict) and ("chat" in record or "at" in record)
+        else:
+            return isinstance(record, dict) and ("chat" in record or "at" in record)
     # a first line longer than the head: its keys tell
     keys = set(re.findall(r'(?<!\\)"([a-z_]+)"\s*:', first_line[:HEAD_BYTES]))
     return bool(keys & {"chat", "at"}) and not keys & {"messages", "participants", "chats"}
@@ -260,6 +282,8 @@ def detect(head: bytes, path: str) -> str:
     from chatcrm.importers import FORMATS, whatsapp
 
     name = source_name(path)
+    if _utf16(head):
+        raise InvalidInput(f"{name}:1: UTF-16 text; save it as UTF-8")
     text = head[len(BOM):] if head.startswith(BOM) else head
     stripped = text.lstrip()
     if not stripped:
@@ -269,9 +293,12 @@ def detect(head: bytes, path: str) -> str:
     live = detect_live(stripped)
     if live:
         return live
-    if b"\0" in stripped[:4096]:
-        raise InvalidInput(f"{name}:1: binary data (a NUL byte), not a chat export")
+    nul = text.find(b"\0", 0, len(text) - len(stripped) + 4096)
+    if nul >= 0:
+        line = text.count(b"\n", 0, nul) + 1
+        raise InvalidInput(f"{name}:{line}: binary data (a NUL byte), not a chat export")
     decoded = stripped.decode("utf-8", errors="replace")
+    _refuse_telegram_html(decoded, path, name)
     first_line, newline, _ = decoded.partition("\n")
     complete = bool(newline) or len(head) < HEAD_BYTES
     first_line = first_line.strip()
@@ -298,6 +325,16 @@ def detect(head: bytes, path: str) -> str:
     raise InvalidInput(
         f"{name}:1: cannot tell the format of this file; name it with --format ({', '.join(FORMATS)})"
     )
+
+
+_TELEGRAM_HTML = ("a Telegram HTML export; export the chat as JSON instead (Telegram Desktop: Export chat history, "
+                  "Format: Machine-readable JSON)")
+
+
+def _refuse_telegram_html(decoded: str, path: str, name: str) -> None:
+    if re.match(r"\s*<(?:!DOCTYPE html|html)", decoded, re.I) and (
+            re.search(r"(?:^|/)messages\d*\.html$", path) or "Exported Data" in decoded or "telegram" in decoded.lower()):
+        raise InvalidInput(f"{name}:1: {_TELEGRAM_HTML}")
 
 
 def _unsupported_text(decoded: str, path: str) -> str | None:
@@ -339,6 +376,8 @@ def _file_source(name: str, head: bytes, stream: BinaryIO, fmt: str | None, opti
     from chatcrm.importers import messenger, reader, whatsapp
 
     try:
+        if fmt == "telegram":
+            _refuse_telegram_html(head.decode("utf-8", errors="replace"), name, name)
         chosen = fmt or detect(head, name)
     except BaseException:
         stream.close()
@@ -387,9 +426,10 @@ def read_sources(path: str, fmt: str | None, options, progress: Progress | None 
         stream.close()
         if path == "-":
             raise InvalidInput("<stdin>:1: a ZIP archive cannot be read from stdin; give its path")
+        _entry_count(path)
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             raise InvalidInput(f"{path}: a broken ZIP archive ({excerpt(str(error), 60)})")
         with archive:
             yield from _container(_Zip(path, archive), fmt, options, digests)
@@ -430,6 +470,18 @@ class _Folder:
         return source_name(os.path.join(self.name, member))
 
 
+def _entry_count(path: str) -> None:
+    """Refuses a ZIP with more than MAX_MEMBERS entries from the count its central
+    directory's end record gives, before the entries are listed (each costs memory)."""
+    try:
+        with open(path, "rb") as file:
+            end = zipfile._EndRecData(file)  # the end record (ZIP64's too), as zipfile reads it
+    except (OSError, ValueError, EOFError, struct_error, zipfile.BadZipFile):
+        return  # ZipFile itself says what is wrong
+    if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        raise InvalidInput(f"{source_name(path)}: more than {MAX_MEMBERS} entries; not an export archive")
+
+
 class _Zip:
     def __init__(self, path: str, archive: zipfile.ZipFile):
         self.name = source_name(path)
@@ -439,15 +491,82 @@ class _Zip:
         if len(infos) > MAX_MEMBERS:
             raise InvalidInput(f"{path}: more than {MAX_MEMBERS} entries; not an export archive")
         self.paths = [i.filename for i in infos if not i.is_dir()]
+        self.compressed = 0  # of the members read so far
+        self.expanded = 0  # bytes they gave (each byte once)
 
     def open(self, member: str) -> BinaryIO:
         try:
-            return self.archive.open(member)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as error:
+            info = self.archive.getinfo(member)
+            return _Member(self.archive.open(info), self, info, self.where(member))
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError, KeyError, EOFError,
+                zlib.error, lzma.LZMAError) as error:
             raise InvalidInput(f"{self.where(member)}: cannot read it from the archive ({excerpt(str(error), 60)})")
 
     def where(self, member: str) -> str:
         return f"{self.name}/{member}"
+
+
+class _Member(io.RawIOBase):
+    """A ZIP member as it is read: damage found while decompressing it is refused at the
+    line reached (`ARCHIVE/MEMBER:LINE: the archive is damaged (…)`), and so is an archive
+    whose members expand more than MAX_RATIO times their size, so that a few KB cannot
+    fill the disk."""
+
+    def __init__(self, raw, archive: _Zip, info: zipfile.ZipInfo, where: str):
+        self._raw = raw
+        self._archive = archive
+        self._where = where
+        self._position = 0
+        self._lines = 0  # line breaks before the position
+        self._seen = 0  # the member's bytes counted in the archive's total
+        archive.compressed += max(info.compress_size, 1)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            self._position = self._raw.seek(offset, whence)
+        except _DAMAGED as error:
+            raise self._damaged(error)
+        if self._position == 0:
+            self._lines = 0
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._raw.read(len(buffer))
+        except _DAMAGED as error:
+            raise self._damaged(error)
+        n = len(data)
+        buffer[:n] = data
+        self._lines += data.count(b"\n")
+        self._position += n
+        if self._position > self._seen:
+            archive = self._archive
+            archive.expanded += self._position - self._seen
+            self._seen = self._position
+            if archive.expanded > RATIO_FLOOR and archive.expanded > MAX_RATIO * archive.compressed:
+                raise InvalidInput(
+                    f"{self._where}:{self._lines + 1}: the archive expands more than {MAX_RATIO} times its "
+                    f"compressed size (over {RATIO_FLOOR >> 20} MiB); not a chat export"
+                )
+        return n
+
+    def _damaged(self, error: BaseException) -> InvalidInput:
+        reason = excerpt(str(error) or type(error).__name__, 60)
+        return InvalidInput(f"{self._where}:{self._lines + 1}: the archive is damaged ({reason})")
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 _META_THREAD = re.compile(
@@ -492,6 +611,8 @@ def _container(tree, fmt: str | None, options, digests: list[Digest] | None = No
                 messenger.read_thread(opens, name, options, place=first, channel=channel), None, name)), digest)
         return
     results = [p for p in paths if _TELEGRAM.search(p) and p.count("/") <= 2]
+    if not results and any(re.search(r"(?:^|/)messages\d*\.html$", p) for p in paths):
+        raise InvalidInput(f"{tree.name}: {_TELEGRAM_HTML}")
     if results:
         for path in results:
             name = tree.where(path)

@@ -35,9 +35,16 @@ def flatten(text) -> str:
     if isinstance(text, str):
         return text
     if isinstance(text, list):
-        return "".join(part if isinstance(part, str) else _s(part.get("text")) if isinstance(part, dict) else ""
+        return "".join(part if isinstance(part, str) else _entity_text(part) if isinstance(part, dict) else ""
                        for part in text[:10000])
     return ""
+
+
+def _entity_text(part: dict) -> str:
+    """A formatted entity's text exactly as written: its spaces and line breaks are the
+    message's (`{"type": "bold", "text": "Importante: "}` + `mi pedido`)."""
+    text = part.get("text")
+    return text if isinstance(text, str) else _s(text)
 
 
 def _s(value) -> str:
@@ -182,6 +189,8 @@ def read(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
                         if chat is None:
                             chat = _Chat(None, options)
                         if chat.roles is None:
+                            if message_depth == 3 and "type" not in chat.meta:
+                                chat.meta = {**_top_level(stream), **chat.meta}  # keys sorted: `type` after `messages`
                             chat.start(source)
                         yield from _message(builder.value, chat, source, counter.line, options)
                         builder = None
@@ -202,6 +211,41 @@ def read(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
     except ijson.JSONError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "broken JSON"
         raise InvalidInput(f"{source}:{counter.line}: broken Telegram export near here ({excerpt(reason, 80)})")
+
+
+def _top_level(stream) -> dict:
+    """The single-chat export's own `id`, `name` and `type`, wherever they stand in the
+    file (a file written with sorted keys has them after `messages`): read in a pass of
+    its own, the stream then put back where it was. Nothing, for a stream that cannot seek."""
+    import ijson
+
+    try:
+        if not stream.seekable():
+            return {}
+        where = stream.tell()
+    except (OSError, ValueError):
+        return {}
+    found: dict = {}
+    depth = 0
+    key = None
+    try:
+        stream.seek(0)
+        for event, value in ijson.basic_parse(stream, buf_size=65536):
+            if event in ("start_map", "start_array"):
+                depth += 1
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+            elif event == "map_key":
+                key = value if depth == 1 else None
+                continue
+            elif depth == 1 and key in ("id", "name", "type"):
+                found[key] = value
+            key = None
+    except ijson.JSONError:
+        pass  # the main pass says where the file breaks
+    finally:
+        stream.seek(where)
+    return found
 
 
 def _message(message: dict, chat: _Chat, source: str, line: int, options) -> Iterator[Event | Invalid]:

@@ -156,7 +156,7 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
         marker = time["pre"] or time["post"]
         if marker:
             period = _MARKERS.get(marker.lower())
-            if period is None or not 1 <= hour <= 12:
+            if period is None or not 0 <= hour <= 12:  # `午前0:08`, `00:08 a. m.`: hour 0 is 12
                 continue
             hour = _twelve_hour(hour, period)
         if hour > 23 or minute > 59 or second > 59:
@@ -173,6 +173,8 @@ def _stamp(chunk: str, persian: bool) -> Stamp | None:
 
 
 def _twelve_hour(hour: int, period: str) -> int:
+    if hour == 0:
+        hour = 12  # some locales count the 12-hour clock from 0: 0:08 a. m. is 12:08 a. m.
     if period == "am":
         return 0 if hour == 12 else hour
     if period == "pm":
@@ -214,8 +216,12 @@ def moment(stamp: Stamp, order: str, year: int | None = None) -> datetime:
     a, b, c = (int(n) for n in stamp.numbers)
     if len(stamp.numbers[0]) >= 3:
         y, month, day = a, b, c
+        written = stamp.numbers[0]
     else:
         y, month, day = {"dmy": (c, b, a), "mdy": (c, a, b), "ymd": (a, b, c)}[order]
+        written = stamp.numbers[0] if order == "ymd" else stamp.numbers[2]
+    if len(written) >= 3 and y < 1000:
+        raise ValueError(f"year {written}")  # `18/03/0000`: a two-digit year is 20YY, a longer one is as written
     if y < 100:
         y += 2000
     if stamp.era == "ah" or (1420 <= y < 1500 and not stamp.persian):
@@ -295,34 +301,52 @@ SYSTEM = re.compile(
     r"avez rejoint|Einladungslink|è uscit[oa]|link di invito|is vertrokken|uitnodigingslink|tautan undangan",
     re.I,
 )
-# Sentences only WhatsApp writes, recognised without the U+200E mark too.
+# Sentences only WhatsApp writes, recognised without the U+200E mark too (Android writes
+# its notices and call records without it): whole lines, fixed phrases, per language.
+# Without the mark nothing else is a notice: "Video call, please" is a client's message.
 _STRICT = re.compile(
-    r"^(?:Messages and calls are end-to-end encrypted|Messages to this (?:chat|group) are now secured|"
-    r"Your security code with .{1,120} changed|.{1,120} is a contact\.?$|"
-    r"Los mensajes y las llamadas están cifrados de extremo a extremo|"
-    r"As mensagens e as chamadas são protegidas com a criptografia de ponta a ponta|"
-    r"Les messages et les appels sont chiffrés de bout en bout|"
-    r"Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt|"
-    r"I messaggi e le chiamate sono crittografati end-to-end|"
-    r"Berichten en gesprekken worden end-to-end versleuteld|"
-    r"Pesan dan panggilan terenkripsi secara end-to-end|Pesan dan panggilan dienkripsi secara end-to-end|"
-    r"Сообщения и звонки защищены сквозным шифрованием)",
-    re.I,
+    r"^(?:Messages and calls are end-to-end encrypted\.|Messages to this (?:chat|group) are now secured|"
+    r"Los mensajes y las llamadas están cifrados de extremo a extremo\.|"
+    r"As mensagens e as chamadas são protegidas com a criptografia de ponta a ponta\.|"
+    r"Les messages et les appels sont chiffrés de bout en bout\.|"
+    r"Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt\.|"
+    r"I messaggi e le chiamate sono crittografati end-to-end\.|"
+    r"Berichten en gesprekken worden end-to-end versleuteld\.|"
+    r"Pesan dan panggilan terenkripsi secara end-to-end\.|Pesan dan panggilan dienkripsi secara end-to-end\.|"
+    r"Сообщения и звонки защищены сквозным шифрованием\.)|"
+    r"^(?:Your security code with .{1,120} changed\.(?: Tap to learn more\.)?|"
+    r"Tu código de seguridad con .{1,120} cambió\.(?: Toca para obtener más información\.)?|"
+    r"O seu código de segurança com .{1,120} mudou\.(?: Toque para saber mais\.)?|"
+    r"Votre code de sécurité avec .{1,120} a changé\.(?: Appuyez pour en savoir plus\.)?|"
+    r"Deine Sicherheitsnummer für .{1,120} hat sich geändert\.(?: Tippe, um mehr zu erfahren\.)?)$",
+)
+# What follows a call record's comma: its length, or the app's own words.
+_CALL_TAIL = (
+    r"(?:, (?:\d{1,3}(?::\d\d){1,2}|\d{1,3} ?(?:sec|secs|s|seg|segundos?|secondes?|Sek\.?|secondi|sn|detik|сек\.?|"
+    r"sekund|min|mins|minutes?|minutos?|Min\.?|minuti|dk|menit|мин\.?|minut|hr|hrs|h|hours?|horas?|heures?|Std\.?|"
+    r"ore|sa|jam|ч\.?|hodin)(?: \d{1,3} ?(?:sec|secs|s|seg|Sek\.?|сек\.?|sn|detik|sekund))?|"
+    r"Tap to call back|Click to call back|No answer|Toca para devolver la llamada|Sin respuesta|"
+    r"Toque para retornar|Toque para ligar de volta|Appuyez pour rappeler|Tippe, um zurückzurufen|"
+    r"Tocca per richiamare|Tik om terug te bellen|Ketuk untuk menelepon balik|Нажмите, чтобы перезвонить|"
+    r"Geri aramak için dokunun))?$"
 )
 # Call records: "Voice call, 19 sec", "Missed video call, Tap to call back", in other languages.
-CALL = re.compile(
-    r"^(?:Missed |Silenced |Group |Missed group |)(?:voice|video) call(?:, .{0,60})?$|"
-    r"^(?:Llamada|Videollamada)(?: de voz| de video| grupal)?(?: perdida| silenciada)?(?:, .{0,60})?$|"
-    r"^(?:Chamada|Ligação|Videochamada)(?: de voz| de vídeo| em grupo)?(?: perdida| silenciada)?(?:, .{0,60})?$|"
-    r"^(?:Appel|Appel vocal|Appel vidéo)(?: manqué| de groupe)?(?:, .{0,60})?$|"
-    r"^(?:Verpasster |Stummgeschalteter )?(?:Sprachanruf|Videoanruf|Gruppenanruf)(?:, .{0,60})?$|"
-    r"^(?:Chiamata|Videochiamata)(?: vocale| di gruppo)?(?: persa| silenziata)?(?:, .{0,60})?$|"
-    r"^(?:Gemiste |Gedempte )?(?:spraakoproep|videogesprek|videobellen|groepsgesprek)(?:, .{0,60})?$|"
-    r"^Panggilan (?:suara|video)(?: tak terjawab)?(?:, .{0,60})?$|"
-    r"^(?:Пропущенный )?(?:аудиозвонок|видеозвонок)(?:, .{0,60})?$|"
-    r"^(?:Cevapsız )?(?:sesli|görüntülü) arama(?:, .{0,60})?$",
-    re.I,
+_CALL_NAMES = (
+    r"^(?:(?:Missed |Silenced |Group |Missed group |)(?:voice|video) call|"
+    r"(?:Llamada|Videollamada)(?: de voz| de video| grupal)?(?: perdida| silenciada)?|"
+    r"(?:Chamada|Ligação|Videochamada)(?: de voz| de vídeo| em grupo)?(?: perdida| silenciada)?|"
+    r"(?:Appel vocal|Appel vidéo|Appel)(?: manqué| de groupe)?|"
+    r"(?:Verpasster |Stummgeschalteter )?(?:Sprachanruf|Videoanruf|Gruppenanruf)|"
+    r"(?:Chiamata|Videochiamata)(?: vocale| di gruppo)?(?: persa| silenziata)?|"
+    r"(?:Gemiste |Gedempte )?(?:spraakoproep|videogesprek|videobellen|groepsgesprek)|"
+    r"Panggilan (?:suara|video)(?: tak terjawab)?|"
+    r"(?:Пропущенный )?(?:аудиозвонок|видеозвонок)|"
+    r"(?:Cevapsız )?(?:sesli|görüntülü) arama|"
+    r"(?:Zmeškaný |Zmeškaný skupinový )?(?:hovor|videohovor|hlasový hovor)|Hlasový hovor|Videohovor)"
 )
+CALL = re.compile(_CALL_NAMES + _CALL_TAIL, re.I)
+# With iOS's mark a call record may end in anything after its comma.
+_MARKED_CALL = re.compile(_CALL_NAMES + r"(?:, .{0,60})?$", re.I)
 # The words an Android notice's actor is followed by when the notice holds a colon
 # (`Ana changed the subject to "Promo: 50%"`): the "author" is then a sentence.
 _ACTOR_PHRASE = re.compile(
@@ -350,9 +374,10 @@ def _message_part(rest: str) -> tuple[str, str] | None:
     if not author or _ACTOR_PHRASE.search(" " + author + " ") and not _looks_like_name(author):
         return None
     first_line = text.split("\n", 1)[0].strip()
-    if _STRICT.match(first_line) or CALL.match(first_line.replace("\u200e", "")):
-        return None
-    if raw_text.startswith("\u200e") and SYSTEM.search(first_line):
+    if "\n" not in text.strip() and (_STRICT.match(first_line) or CALL.match(first_line)):
+        return None  # a whole-line notice WhatsApp writes without the mark
+    if raw_text.lstrip(" ").startswith("\u200e") and (
+            SYSTEM.search(first_line) or _MARKED_CALL.match(first_line.replace("\u200e", ""))):
         return None
     return author, text
 
@@ -408,20 +433,36 @@ def _own_name(label: str) -> str | None:
     return clean_name(stem) or None
 
 
-def chat_key(label: str, options, roles: Roles | None, authors: set[str]) -> str | None:
+def chat_key(label: str, options, authors: set[str], contact: str | None = None) -> str | None:
     """--chat; else the chat's name the export gives (`WhatsApp Chat with Ana` → `wa:Ana`);
-    else the client of a one-to-one chat; else a name the user gave the file; else None."""
+    else, in a one-to-one chat (two authors), the contact iOS names on its own notices
+    (`Ana: ‎Messages and calls are end-to-end encrypted…`), else both authors' names; else a
+    name the user gave the file; else None. Never who the employee is: importing the same
+    file with other --agent names gives the same key."""
     if options.chat:
         return options.chat
     named = chat_name(label)
     if named:
         return "wa:" + named
-    if roles is not None and roles.agents:
-        clients = {normalise(a): a for a in authors if normalise(a) not in roles.agents}
-        if len(clients) == 1:
-            return "wa:" + next(iter(clients.values()))
+    people = {normalise(a): a for a in authors}
+    if len(people) == 2:
+        if contact is not None and normalise(contact) in people:
+            return "wa:" + people[normalise(contact)]
+        return "wa:" + ", ".join(sorted(people.values(), key=str.casefold))
     own = _own_name(label)
     return "wa:" + own if own else None
+
+
+def notice_author(rest: str) -> str | None:
+    """Whom iOS writes a notice as sent by (the contact, or the group): the author of a
+    line whose text starts with the U+200E mark and is a notice."""
+    match = _AUTHOR.match(rest)
+    if not match or not match["text"].lstrip(" ").startswith("\u200e"):
+        return None
+    first_line = match["text"].lstrip(_MARKS + " ").split("\n", 1)[0]
+    if SYSTEM.search(first_line) or _MARKED_CALL.match(first_line.replace("\u200e", "")):
+        return clean_name(match["author"]) or None
+    return None
 
 
 # ------------------------------------------------------------------ reading
@@ -434,9 +475,9 @@ def read(stream: BinaryIO, source: str, options, label: str | None = None) -> It
         if not _seekable(stream):
             spool = _spooled(stream, source)
             stream = spool
-        survey = _survey(_lines(stream, source), source)
+        survey = _survey(_lines(stream, source), source, getattr(options, "dates", None))
         roles = _roles(survey.authors, label, options)
-        key = chat_key(label, options, roles, survey.authors)
+        key = chat_key(label, options, survey.authors, survey.contact)
         if roles is None:
             raise unresolved(source, key or "", survey.authors)
         if key is None:
@@ -494,15 +535,28 @@ def _spooled(stream: BinaryIO, source: str):
     return spool
 
 
+_LONE_CR = re.compile(r"\r(?!\n|$)")
+
+
 def _lines(stream, source: str) -> Iterator[tuple[int, str]]:
+    """Each line's number and text; a lone CR (old Mac line endings) also ends a line."""
+    extra = 0  # lines ended by a lone CR so far
     for number, raw in text_lines(stream, source, "a WhatsApp chat export"):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise InvalidInput(f"{source}:{number}: not UTF-8 text (byte {error.start + 1})")
+            raise InvalidInput(f"{source}:{number + extra}: not UTF-8 text (byte {error.start + 1})")
         if number == 1:
             line = line.lstrip("\ufeff")
-        yield number, line.rstrip("\r\n")
+        line = line.rstrip("\r\n")
+        if "\r" not in line:
+            yield number + extra, line
+            continue
+        pieces = _LONE_CR.split(line)
+        for piece in pieces:
+            yield number + extra, piece.rstrip("\r")
+            extra += 1
+        extra -= 1
 
 
 @dataclass
@@ -511,10 +565,13 @@ class _Survey:
     order: str
     authors: set
     yearless: int  # the first line whose date has no year, or 0
+    contact: str | None = None  # whom iOS's first notice is written as sent by
 
 
-def _survey(lines, source: str) -> _Survey:
-    """The layout, the date order (`dmy`, `mdy` or `ymd`) and the authors, from every header."""
+def _survey(lines, source: str, dates: str | None = None) -> _Survey:
+    """The layout, the date order (`dmy`, `mdy` or `ymd`) and the authors, from every header.
+    `dates` (--dates: `dmy` or `mdy`) gives the day/month order instead of inferring it
+    (a year written first, `2022/03/18`, is year-month-day whatever it says)."""
     forward = {"dmy": 0, "mdy": 0}
     previous: dict[str, tuple] = {}
     decided = None
@@ -522,6 +579,7 @@ def _survey(lines, source: str) -> _Survey:
     layout = None
     yearless = 0
     authors: set[str] = set()
+    contact = None
     first_text = 0
     for number, line in lines:
         header = header_line(line, layout)
@@ -536,6 +594,8 @@ def _survey(lines, source: str) -> _Survey:
         message = _message_part(header.rest)
         if message:
             authors.add(message[0])
+        elif contact is None:
+            contact = notice_author(header.rest)
         stamp = header.stamp
         if stamp.named is not None:
             if stamp.named[2] is None and not yearless:
@@ -558,9 +618,11 @@ def _survey(lines, source: str) -> _Survey:
             previous[order] = key
     if layout is None:
         raise InvalidInput(f"{source}:1: not a WhatsApp chat export (no message header found)")
+    if decided != "ymd" and dates:
+        decided = dates
     if decided is None:
         decided = "mdy" if forward["mdy"] > forward["dmy"] and not dot else "dmy"
-    return _Survey(layout, decided, authors, yearless)
+    return _Survey(layout, decided, authors, yearless, contact)
 
 
 def _messages(lines, source: str, key: str, survey: _Survey, roles: Roles, options) -> Iterator[Event | Invalid]:
