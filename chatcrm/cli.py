@@ -338,6 +338,10 @@ def ingest(
         raise typer.BadParameter(f"{dates!r} is not dmy or mdy", param_hint="'--dates'")
     options = importers.ImportOptions(tz=_input_zone(tz), agents=tuple(agent or ()), chat=chat, year=year,
                                       dates=dates)
+    if files.count("-") > 1:
+        from chatcrm.errors import UsageError
+
+        raise UsageError("- reads stdin, which can be read once: give - once")
     if "-" in files:
         _stdin("ingest -")
     if fmt is not None:

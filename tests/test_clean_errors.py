@@ -184,3 +184,8 @@ def test_point4_a_named_pipe_in_an_export_folder_is_passed_over_not_waited_on(tm
     shutil.copy(FIXTURES / "whatsapp" / "WhatsApp Chat with Marta Gómez.txt", folder)
     result = run("ingest", "--agent", "Tienda Sol", folder)
     assert result.code == 0 and "added 6 message(s)" in result.err
+
+
+def test_point7_stdin_named_twice_is_a_usage_error(day):
+    result = run("ingest", "-", "-", input="")
+    assert (result.code, result.err) == (2, "Error: - reads stdin, which can be read once: give - once\n")
