@@ -105,3 +105,17 @@ def nothing_written() -> bool:
 
     db = Path(os.environ["CHATCRM_DB"])
     return not db.exists() or run("list", "-f", "json").json() == []
+
+
+def read_export(path, **options) -> list[Event]:
+    """Every event an export gives (read as `ingest` reads it, options checked as it checks
+    them); a test fails if any record is invalid."""
+    from chatcrm import importers
+    from chatcrm.importers import ImportOptions
+
+    options = ImportOptions(**options)
+    out = []
+    for _, _, events in importers.checked(importers.read_sources(str(path), None, options), options):
+        out.extend(events)
+    assert all(isinstance(e, Event) for e in out), out
+    return out

@@ -8,18 +8,11 @@ import pytest
 
 from chatcrm import importers
 from chatcrm.errors import InvalidInput
-from chatcrm.events import Event
 from chatcrm.importers import ImportOptions
-from tests.helpers import nothing_written, run
+from tests.helpers import read_export, nothing_written, run
 
 
-def read(path, **options) -> list[Event]:
-    options = ImportOptions(**options)
-    out = []
-    for _, _, events in importers.checked(importers.read_sources(str(path), None, options), options):
-        out.extend(events)
-    assert all(isinstance(e, Event) for e in out), out
-    return out
+read = read_export  # every event an export gives, checked as ingest checks them
 
 
 def texts(events):

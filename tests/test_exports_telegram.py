@@ -2,21 +2,12 @@
 
 import zipfile
 
-from chatcrm import importers
-from chatcrm.events import Event
-from chatcrm.importers import ImportOptions
-from tests.helpers import FIXTURES, run
+from tests.helpers import read_export, FIXTURES, run
 
 EXPORT = FIXTURES / "telegram" / "ChatExport_2026-11-24"
 
 
-def read(path, **options) -> list[Event]:
-    options = ImportOptions(**options)
-    out = []
-    for _, _, events in importers.checked(importers.read_sources(str(path), None, options), options):
-        out.extend(events)
-    assert all(isinstance(e, Event) for e in out), out
-    return out
+read = read_export  # every event an export gives, checked as ingest checks them
 
 
 def test_every_message_kind_says_what_it_was():

@@ -10,22 +10,15 @@ from hypothesis import strategies as st
 
 from chatcrm import importers
 from chatcrm.errors import InvalidInput
-from chatcrm.events import Event
 from chatcrm.importers import ImportOptions
 from chatcrm.importers.roles import clean_name
 from chatcrm.times import UTC
-from tests.helpers import FIXTURES, run, nothing_written
+from tests.helpers import read_export, FIXTURES, run, nothing_written
 
 WA = FIXTURES / "whatsapp"
 
 
-def read(path, **options) -> list[Event]:
-    options = ImportOptions(**options)
-    out = []
-    for _, _, events in importers.checked(importers.read_sources(str(path), None, options), options):
-        out.extend(events)
-    assert all(isinstance(e, Event) for e in out), out
-    return out
+read = read_export  # every event an export gives, checked as ingest checks them
 
 
 def summary(events):

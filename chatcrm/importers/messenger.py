@@ -22,13 +22,18 @@ _MEDIA = (("photos", "photo"), ("videos", "video"), ("audio_files", "audio"), ("
 _NOT_MESSAGES = {"Subscribe", "Unsubscribe", "Call"}
 
 
+def _text_repaired(text: str) -> str:
+    """Meta's latin-1 mojibake of one text back to the text; text that is not mojibake stays."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
 def _repaired(value):
     """A string, or a list's strings, repaired (a dict's are, as it is parsed)."""
     if isinstance(value, str):
-        try:
-            return value.encode("latin-1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return value
+        return _text_repaired(value)
     if isinstance(value, list):
         return [v if isinstance(v, dict) else _repaired(v) for v in value]
     return value
@@ -43,10 +48,7 @@ def _repair_object(pairs) -> dict:
 def unmojibake(value):
     """Meta's latin-1 mojibake back to text, recursively; text that is not mojibake stays."""
     if isinstance(value, str):
-        try:
-            return value.encode("latin-1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return value
+        return _text_repaired(value)
     if isinstance(value, list):
         return [unmojibake(v) for v in value]
     if isinstance(value, dict):
