@@ -1251,6 +1251,10 @@ def _check_utf8(args: list[str]) -> None:
     """Arguments are UTF-8 text, but for the name of a file or folder that exists: the
     shell passes bytes as they are, and only a file name may hold bytes that are not text."""
     for number, arg in enumerate(args, start=1):
+        if "\x00" in arg:  # no shell passes one; a program calling main() might
+            from chatcrm.errors import InvalidInput
+
+            raise InvalidInput(f"argument {number} holds a NUL character")
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError as error:

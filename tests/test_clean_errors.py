@@ -189,3 +189,9 @@ def test_point4_a_named_pipe_in_an_export_folder_is_passed_over_not_waited_on(tm
 def test_point7_stdin_named_twice_is_a_usage_error(day):
     result = run("ingest", "-", "-", input="")
     assert (result.code, result.err) == (2, "Error: - reads stdin, which can be read once: give - once\n")
+
+
+@pytest.mark.parametrize("args", [["ingest", "\x00"], ["reply", "3", "a\x00b"], ["list", "--db", "x\x00y"]])
+def test_point7_an_argument_holding_a_nul_is_invalid_input(day, args):
+    result = run(*args)
+    assert (result.code, result.err) == (5, f"Error: argument {len(args)} holds a NUL character\n")
