@@ -80,6 +80,12 @@ At = Annotated[
     typer.Option("--at", metavar="TIME", help="Record at this time (ISO 8601) instead of now ($CHATCRM_NOW)."),
 ]
 Deal = Annotated[str, typer.Argument(metavar="DEAL", help="The deal's id (as `chatcrm list` shows it) or its key.")]
+ChatOfDeal = Annotated[
+    Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")
+]
+ActivityOfDeal = Annotated[
+    Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
+]
 Format = Annotated[
     Optional[str],
     typer.Option(
@@ -546,7 +552,7 @@ def close(
         typer.Argument(metavar="[DEAL...]", help="Deals by id or key; - alone reads them from stdin, one per line.",
                        show_default=False),
     ] = None,
-    chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
+    chat: ChatOfDeal = None,
     force: Annotated[bool, typer.Option("--force", help="Close even though the client is waiting for an answer.")] = False,
     complete: Annotated[bool, typer.Option("--complete", help="Also complete the chat's activity.")] = False,
     idle: Annotated[
@@ -600,9 +606,7 @@ def close(
 @app.command(epilog=_examples('chatcrm complete 3', 'chatcrm complete 6 --activity 11', 'chatcrm complete 8 --force', 'chatcrm list --status green --format ids | chatcrm complete - --skip-refused'))
 def complete(
     deals: Deals,
-    activity: Annotated[
-        Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
-    ] = None,
+    activity: ActivityOfDeal = None,
     force: Annotated[bool, typer.Option("--force", help="Complete even though the client is waiting for an answer.")] = False,
     skip_refused: SkipRefused = False,
     at: At = None,
@@ -632,7 +636,7 @@ def assign(
         typer.Argument(metavar="DEAL... NAME", help="The deals (by id or key; - alone reads them from stdin), then "
                        "the employee who becomes responsible.", show_default=False),
     ],
-    chat: Annotated[Optional[str], typer.Option("--chat", metavar="ID", help="The chat, where the deal has several open.")] = None,
+    chat: ChatOfDeal = None,
     skip_refused: SkipRefused = False,
     at: At = None,
     tz: TzWrite = None,
@@ -668,9 +672,7 @@ def remind(
         typer.Argument(metavar="WHEN", help="How long from now (5m, 2h, 1d) or a time (2026-11-25T09:00)."),
     ] = None,
     note: Annotated[Optional[str], typer.Option("--note", metavar="TEXT", help="What to follow up on.")] = None,
-    activity: Annotated[
-        Optional[str], typer.Option("--activity", metavar="ID", help="The activity, where the deal has several active.")
-    ] = None,
+    activity: ActivityOfDeal = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the activity's follow-up.")] = False,
     at: At = None,
     tz: TzWrite = None,
@@ -699,9 +701,10 @@ def remind(
         except ValueError:
             seconds = None
         if seconds is not None:
-            if times.epoch(now) + seconds > times.epoch(times.LATEST):
+            due = times.epoch(now) + seconds
+            if due > times.epoch(times.LATEST):
                 raise UsageError(f"WHEN: {when} from now is after {times.LATEST}, the latest time chatcrm keeps")
-            due_at = times.from_epoch(times.epoch(now) + seconds)
+            due_at = times.from_epoch(due)
         else:
             try:
                 due_at = times.parse(when, _input_zone(tz))
@@ -1218,7 +1221,7 @@ def _click_group(args: list[str]):
 
     from typer.main import get_command
 
-    name = next((arg for arg in args if not arg.startswith("-")), None)
+    name = _invoked_name(args)
     if f"_{app.info.name.upper()}_COMPLETE" in os.environ:
         return get_command(app)
     light = copy.copy(app)
@@ -1260,10 +1263,10 @@ def _check_utf8(args: list[str]) -> None:
         except UnicodeEncodeError as error:
             if os.path.lexists(arg):
                 continue
-            from chatcrm.errors import InvalidInput
+            from chatcrm.errors import InvalidInput, clipped
 
             shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
-            raise InvalidInput(f"argument {number} ('{shown[:60]}') is not UTF-8 text (byte {error.start + 1})")
+            raise InvalidInput(f"argument {number} ('{clipped(shown)}') is not UTF-8 text (byte {error.start + 1})")
 
 
 def _worded(error: ChatcrmError) -> str:
@@ -1296,8 +1299,14 @@ def _is_usage_error(error: Exception) -> bool:
 
 
 def _usage_hint(group, args: list[str]) -> str:
-    name = next((a for a in args if not a.startswith("-")), None)
+    name = _invoked_name(args)
     return f"chatcrm {name}" if name in group.commands else "chatcrm"
+
+
+def _invoked_name(args: list[str]) -> str | None:
+    """The command the arguments name: the first that is not an option (chatcrm's own
+    options take no value)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
 
 
 def _quiet_stdout() -> None:
