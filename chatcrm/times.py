@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
-from chatcrm.errors import UsageError
+from chatcrm.errors import UsageError, clipped
 
 UTC = timezone.utc
 EARLIEST = "1970-01-01T00:00:00Z"
@@ -41,8 +41,7 @@ def zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have (too long)
-        shown = name if len(name) <= 60 else name[:60] + "…"
-        raise UsageError(f"unknown time zone {shown!r} (use an IANA name such as Europe/Madrid, or +03:00)")
+        raise UsageError(f"unknown time zone {clipped(name)!r} (use an IANA name such as Europe/Madrid, or +03:00)")
 
 
 def stored(moment: datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 
-from chatcrm.errors import InvalidInput
+from chatcrm.errors import InvalidInput, clipped
 
 MAX_LINE = 8 << 20  # bytes in one line of a text format (JSON Lines, CSV, WhatsApp)
 MAX_TEXT = 1 << 20  # characters in one message (a WhatsApp message spans lines)
@@ -24,11 +24,9 @@ EXCERPT = 40  # characters of the input an error message quotes
 
 
 def excerpt(text: str, size: int = EXCERPT) -> str:
-    """At most `size` characters of untrusted text, control characters escaped."""
-    short = text[:size]
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
-                    for c in short)
-    return shown + ("…" if len(text) > size else "")
+    """At most `size` characters of untrusted text (errors.clipped), control characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                   for c in clipped(text, size))
 
 
 def mib(size: int) -> str:
