@@ -23,8 +23,8 @@ for time to close, the session's responsible employee.
 from __future__ import annotations
 
 import math
-import statistics
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import orjson
@@ -40,27 +40,51 @@ NOBODY = "(nobody)"
 
 @dataclass
 class Series:
-    """The durations (seconds) of one metric in one scope."""
+    """The durations (seconds, never negative) of one metric in one scope: the sorted runs
+    its groups gave (a group's run is shared by the scopes it counts in, never copied), and
+    the values added one at a time."""
 
-    values: array = field(default_factory=lambda: array("q"))
+    runs: list[array] = field(default_factory=list)
+    added: array = field(default_factory=lambda: array("q"))
     unanswered: int = 0
 
     def add(self, seconds: int) -> None:
-        self.values.append(max(0, seconds))
+        self.added.append(max(0, seconds))
 
     def summary(self, metric: str) -> dict:
-        ordered = sorted(self.values)
-        result: dict = {"count": len(ordered)}
-        if ordered:
-            median = statistics.median(ordered)
-            result["median_seconds"] = int(median) if median == int(median) else median
-            result["p90_seconds"] = ordered[math.ceil(0.9 * len(ordered)) - 1]  # nearest rank
-            result["worst_seconds"] = ordered[-1]
+        runs = [run for run in (*self.runs, array("q", sorted(self.added))) if run]
+        count = sum(map(len, runs))
+        result: dict = {"count": count}
+        if count:
+            middle = (count - 1) // 2
+            median = _nth(runs, middle)
+            if count % 2 == 0:  # the mean of the two middle values, as statistics.median gives it
+                pair = median + _nth(runs, middle + 1)
+                median = pair // 2 if pair % 2 == 0 else pair / 2
+            result["median_seconds"] = median
+            result["p90_seconds"] = _nth(runs, math.ceil(0.9 * count) - 1)  # nearest rank
+            result["worst_seconds"] = max(run[-1] for run in runs)
         else:
             result.update(median_seconds=None, p90_seconds=None, worst_seconds=None)
         if metric == "wait":
             result["unanswered"] = self.unanswered
         return result
+
+
+def _nth(runs: list[array], k: int) -> int:
+    """The k-th smallest (from 0) of the values of sorted runs of integers, without merging
+    them: the least value that more than k of them do not exceed, found by halving the range
+    between the least and the greatest, each step counted by bisection in every run."""
+    if len(runs) == 1:
+        return runs[0][k]
+    low, high = min(run[0] for run in runs), max(run[-1] for run in runs)
+    while low < high:
+        middle = (low + high) // 2
+        if sum(bisect_right(run, middle) for run in runs) > k:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 class Scope:
@@ -126,16 +150,16 @@ def _collect(stats: Stats, metric: str, channel: str, employee: str | None, list
     when None) into the overall series, its channel's and its employee's (nobody's when
     None). A negative duration (clocks that disagree) counts as 0.
 
-    Each group's durations are sorted once here, so that a scope's series is a few
-    sorted runs, which its summary's sort merges instead of sorting all of them again."""
+    Each group's durations are sorted once here: a scope's series is the runs of its
+    groups, whose summary picks its ranks from them without sorting anything again."""
     if listed is None:
         return
     ordered = sorted(orjson.loads(listed))
     if ordered[0] < 0:
         ordered = [max(0, seconds) for seconds in ordered]
-    values = array("q", ordered)
+    run = array("q", ordered)
     for scope in (stats.overall, stats.by_channel.setdefault(channel, Scope()),
                   stats.by_employee.setdefault(employee or NOBODY, Scope())):
         series = scope.series[metric]
-        series.values.extend(values)
+        series.runs.append(run)
         series.unanswered += unanswered

@@ -192,6 +192,31 @@ def test_p90_is_the_nearest_rank():
                                                  "worst_seconds": 600}
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(-5, 10**9), min_size=1, max_size=30), max_size=6),
+       st.lists(st.integers(-5, 10**9), max_size=30))
+def test_a_series_of_sorted_runs_sums_up_as_all_its_values_sorted_together(groups, added):
+    """A scope's series keeps its groups' sorted runs unmerged: its count, median (the mean
+    of the middle two for an even count), nearest-rank p90 and worst are those of every
+    value sorted together, negatives counted as 0."""
+    import math
+    import statistics
+    from array import array
+
+    series = stats.Series(runs=[array("q", sorted(max(0, v) for v in group)) for group in groups])
+    for value in added:
+        series.add(value)
+    values = sorted(max(0, v) for v in [*(v for group in groups for v in group), *added])
+    expected = {"count": len(values), "median_seconds": None, "p90_seconds": None, "worst_seconds": None}
+    if values:
+        median = statistics.median(values)
+        expected.update(median_seconds=int(median) if median == int(median) else median,
+                        p90_seconds=values[math.ceil(0.9 * len(values)) - 1], worst_seconds=values[-1])
+    series.unanswered = 3
+    assert series.summary("wait") == {**expected, "unanswered": 3}
+    assert series.summary("first_response") == expected
+
+
 def test_stats_command_table_json_and_periods(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATCRM_NOW", NOW)
     run("ingest", write_jsonl(tmp_path / "a.jsonl", [msg("tg:1", t(0)), msg("tg:1", t(4), "agent", author="Luis")]))
