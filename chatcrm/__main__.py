@@ -1,3 +1,3 @@
-from chatcrm.cli import main
+from chatcrm.launch import main
 
 main()

@@ -16,6 +16,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from chatcrm.errors import ChatcrmError
+from chatcrm.launch import io_failure, quiet_stdout
 
 app = typer.Typer(
     name="chatcrm",
@@ -1182,11 +1183,11 @@ def _run(command, args: list[str]) -> None:
     except _Terminated:
         _fail("stopped (SIGTERM)", 143)
     except BrokenPipeError:
-        _quiet_stdout()
+        quiet_stdout()
         sys.exit(1)
     except OSError as error:  # stdout or stderr cannot be written: a full disk, a closed terminal
-        _quiet_stdout()
-        _fail(_io_failure(error), 1)
+        quiet_stdout()
+        _fail(io_failure(error), 1)
     except typer.Abort:
         _fail("interrupted", 130)
     except Exception as error:  # noqa: BLE001 - the edge of the program
@@ -1201,11 +1202,11 @@ def _run(command, args: list[str]) -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _quiet_stdout()
+        quiet_stdout()
         sys.exit(1)
     except OSError as error:
-        _quiet_stdout()
-        _fail(_io_failure(error), 1)
+        quiet_stdout()
+        _fail(io_failure(error), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -1307,25 +1308,6 @@ def _invoked_name(args: list[str]) -> str | None:
     """The command the arguments name: the first that is not an option (chatcrm's own
     options take no value)."""
     return next((arg for arg in args if not arg.startswith("-")), None)
-
-
-def _quiet_stdout() -> None:
-    """Stdout to /dev/null, so that nothing tries to write it again on the way out."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (tests), or already closed
-        pass
-
-
-def _io_failure(error: OSError) -> str:
-    import errno
-
-    reason = error.strerror or str(error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"cannot write the output: {reason}"
-    where = f" ({error.filename})" if error.filename else ""
-    return f"input/output failed{where}: {reason}"
 
 
 def _fail(message: str, code: int) -> None:

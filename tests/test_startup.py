@@ -84,10 +84,99 @@ def test_reading_commands_load_no_writing_machinery(tmp_path, database):
 
 
 def test_help_loads_no_command(tmp_path):
-    modules = loaded(tmp_path, "--help")
+    modules = loaded(tmp_path, "--help")  # through typer, as a narrow terminal gets it
     ours = sorted(m for m in modules if m.startswith("chatcrm"))
-    assert ours == ["chatcrm", "chatcrm.cli", "chatcrm.errors"]
+    assert ours == ["chatcrm", "chatcrm.cli", "chatcrm.errors", "chatcrm.launch"]
     assert imported(modules, (*NEVER, *TABLE, "sqlite3")) == []
+
+
+# ------------------------------------------------------------------ the group's help, without typer
+
+LAUNCH = """
+import json, sys
+from chatcrm.launch import main
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as exit:
+    code = exit.code
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def launched(tmp_path, *args, **env):
+    """`chatcrm ARGS` as the console script runs it (chatcrm.launch), in a fresh interpreter
+    whose stdout is a pipe: exit code, stdout, stderr and the modules it loaded."""
+    environ = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "_CHATCRM_COMPLETE")}
+    environ.update(env)
+    report = tmp_path / "launched.json"
+    done = subprocess.run([sys.executable, "-c", LAUNCH, str(report), *args], env=environ, capture_output=True,
+                          text=True, timeout=60)
+    result = json.loads(report.read_text()) if report.exists() else {"code": done.returncode, "modules": []}
+    return result["code"], done.stdout, done.stderr, set(result["modules"])
+
+
+def typer_help(columns: int, args=("--help",)) -> str:
+    """The group's help as typer renders it at a terminal `columns` wide."""
+    import typer._click.formatting as formatting
+
+    saved, formatting.FORCED_WIDTH = formatting.FORCED_WIDTH, max(min(columns, 80) - 2, 50)
+    try:
+        result = run(*args)
+    finally:
+        formatting.FORCED_WIDTH = saved
+    assert result.code == 0 and result.err == ""
+    return result.out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []])
+def test_the_groups_help_is_typers_without_loading_typer(tmp_path, args):
+    """`chatcrm --help`, `-h` and a bare `chatcrm` print the help typer renders, from
+    chatcrm.launch.HELP, loading neither typer nor chatcrm.cli."""
+    from chatcrm import launch
+
+    assert launch.HELP == typer_help(80, args) == typer_help(200, args)
+    for columns in ("", "80", "132"):  # no COLUMNS: a pipe, read as 80 columns
+        code, out, err, modules = launched(tmp_path, *args, **({"COLUMNS": columns} if columns else {}))
+        assert (code, out, err) == (0, launch.HELP, "")
+        assert imported(modules, ("typer", "click", "chatcrm.cli", "sqlite3")) == []
+
+
+def test_a_terminal_narrower_than_80_columns_gets_the_help_typer_wraps_to_it(tmp_path):
+    from chatcrm import launch
+
+    narrow = typer_help(60)
+    assert narrow != launch.HELP
+    code, out, err, modules = launched(tmp_path, "--help", COLUMNS="60")
+    assert (code, out, err) == (0, narrow, "") and "typer" in modules
+
+
+def test_shell_completion_is_left_to_typer(tmp_path):
+    code, out, err, modules = launched(tmp_path, _CHATCRM_COMPLETE="complete_bash", COMP_WORDS="chatcrm li",
+                                       COMP_CWORD="1")
+    assert "list" in out.split() and "Usage:" not in out and "typer" in modules
+
+
+@pytest.mark.parametrize("columns", ["", "0", "-4", "wide", "79", "80", "250"])
+def test_the_terminal_width_is_read_as_shutil_reads_it(columns, monkeypatch):
+    import shutil
+
+    from chatcrm import launch
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert launch.terminal_columns() == shutil.get_terminal_size().columns
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("columns", ["80", "60"])  # the help from launch, and from typer
+def test_help_into_a_full_disk_fails_as_every_command_does(columns):
+    environ = {**os.environ, "COLUMNS": columns}
+    environ.pop("_CHATCRM_COMPLETE", None)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "chatcrm", "--help"], stdout=full, stderr=subprocess.PIPE,
+                              env=environ, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write the output: No space left on device\n")
 
 
 def test_a_settings_file_is_still_parsed_when_there_is_one(tmp_path, monkeypatch):
@@ -140,3 +229,17 @@ def test_usage_errors_are_the_same_as_with_every_command_built(args, monkeypatch
     whole = run(*args)
     assert (light.code, light.err) == (whole.code, whole.err)
     assert light.code == 2
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_help_into_a_pipe_nobody_reads_ends_quietly_as_every_command_does(columns):
+    environ = {**os.environ, "COLUMNS": columns}
+    environ.pop("_CHATCRM_COMPLETE", None)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before a byte is written: the write fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "chatcrm", "--help"], stdout=write, stderr=subprocess.PIPE,
+                              env=environ, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
