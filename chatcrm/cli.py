@@ -779,7 +779,7 @@ def list_(
     first; then deals waiting for their follow-ups (pending), soonest first; then the rest
     (grey), most recent first. A summary line counts each group.
     """
-    from chatcrm import render, service
+    from chatcrm import listing, render
     from chatcrm.settings import Setting
 
     _NONE = Setting(None, "default")
@@ -804,7 +804,7 @@ def list_(
     _hint_if_empty(store)
 
     def draw():
-        queue = service.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
+        queue = listing.queue(store, now=_clock(), status=status, limit=limit, agent=agent, sla_seconds=sla_seconds)
         return render.queue_output(queue, fmt, display, _color(), _terminal()), queue
 
     if watch:

@@ -193,8 +193,6 @@ def csv_writer(stream: TextIO, terminal: bool = False):
 def write_events(records: Iterable[dict], fmt: str, stream: TextIO, terminal: bool = False) -> int:
     """Native event records (docs/rules.md, "The event format") as JSON Lines or CSV, one at
     a time; returns the count."""
-    import json
-
     count = 0
     if fmt == "csv":
         from chatcrm.importers.native import FIELDS

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from chatcrm import times
 from chatcrm.errors import InvalidInput, NotFound, Refused, UsageError, clipped
-from chatcrm.rules import employees as employee_rule
 from chatcrm.rules import idle as idle_rule
-from chatcrm.rules import sla as sla_rule
 from chatcrm.rules import delivery as delivery_rule
 from chatcrm.rules import statuses
 from chatcrm.store import Store, queries
 from chatcrm.store import outbox as outbox_store
 from chatcrm.actions import client_waits, find_deal, record
+from chatcrm.listing import checked_limit, employee
 from chatcrm.times import Moment
 
 if TYPE_CHECKING:
@@ -457,19 +456,6 @@ def _export_records(store: Store, only: int | None) -> Iterator[dict]:
                    "author": author, "text": text, "at": at, "edited_at": edited_at}
 
 
-MOST_DEALS = 1 << 62  # more deals than any database holds, and an integer SQLite takes
-
-
-def checked_limit(limit: int | None) -> int | None:
-    """`--limit N`: 0 or more; one larger than any database holds shows them all (SQLite
-    takes no integer past 2^63)."""
-    if limit is None:
-        return None
-    if limit < 0:
-        raise UsageError("--limit must be 0 or more")
-    return min(limit, MOST_DEALS)
-
-
 @dataclass
 class SearchResult:
     query: str
@@ -516,7 +502,7 @@ def search(
     with store.read():
         deal_id = find_deal(store, deal)["deal_id"] if deal is not None else None
         if agent is not None:
-            agent = _employee(store, agent)
+            agent = employee(store, agent)
         try:
             hits = search_store.search(
                 store, query, limit=limit + 1, sort=sort, deal_id=deal_id, channel=channel, agent=agent,
@@ -528,83 +514,6 @@ def search(
                 "text: or author: before a word; put other punctuation inside double quotes)"
             )
     return SearchResult(query, hits[:limit], sort, len(hits) > limit)
-
-
-def _employee(store: Store, agent: str) -> str:
-    agent = agent.strip()
-    if not queries.is_employee(store, agent):
-        raise NotFound(f"no employee {agent!r}{_known_employees(store, agent)}")
-    return agent
-
-
-@dataclass
-class Queue:
-    rows: list[dict]
-    counts: dict[str, int]
-    agent: str | None = None
-    sla_seconds: int | None = None
-    overdue: int = 0  # unread deals (of `agent`) waiting longer than the SLA, shown or not
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def any_overdue_listed(self) -> bool:
-        """Whether a deal of `rows` has a client waiting longer than the SLA (rules/sla.py)."""
-        return any(row.get("overdue") for row in self.rows)
-
-
-def queue(
-    store: Store,
-    *,
-    now: str,
-    status: str | None = None,
-    limit: int | None = None,
-    agent: str | None = None,
-    sla_seconds: int | None = None,
-) -> Queue:
-    """R9: the deals in queue order, with each group's count.
-
-    `agent` keeps the deals that employee is responsible for; `sla_seconds` marks the
-    deals whose client has waited longer than that as overdue (rules/sla.py).
-    """
-    if status is not None:
-        try:
-            statuses.parse(status)
-        except ValueError as error:
-            raise UsageError(str(error))
-    limit = checked_limit(limit)
-    if agent is not None:
-        agent = _employee(store, agent)
-    now_epoch = times.epoch(now)
-    rows = queries.queue(store, now_epoch, status, limit, agent)
-    for row in rows:
-        since = row["waiting_since"]
-        since_epoch = times.epoch(since) if since else None
-        row["waiting_seconds"] = max(0, now_epoch - since_epoch) if since else None
-        row["overdue"] = None if sla_seconds is None else (
-            since_epoch is not None and sla_rule.overdue(since_epoch, now_epoch, sla_seconds)
-        )
-    overdue = queries.count_overdue(store, now_epoch, sla_seconds, agent) if sla_seconds is not None else 0
-    return Queue(rows, queries.queue_counts(store, now_epoch, agent), agent, sla_seconds, overdue)
-
-
-def _known_employees(store: Store, name: str) -> str:
-    import difflib
-
-    names = queries.employees(store)
-    if not names:
-        return " (nobody has replied or been assigned yet)"
-    close = [n for n in names if employee_rule.same(n, name)] or difflib.get_close_matches(name, names, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-    return f" (employees: {shown})"
-
-
-def employees(store: Store) -> list[str]:
-    return queries.employees(store)
 
 
 _TIMELINE_ORDER = {

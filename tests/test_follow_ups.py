@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from chatcrm import actions, render, service, times
+from chatcrm import actions, listing, render, service, times
 from chatcrm.errors import Refused
 from chatcrm.rules import statuses
 from chatcrm.store import open_store, queries
@@ -40,7 +40,7 @@ def test_R11_set_a_follow_up_makes_the_deal_pending_until_its_time(store):
     outcome = actions.remind(store, "tg:1", now=t(10), due_at=t(11), note="llamar")
     assert said(outcome) == "deal 1: activity 1 follows up at 2026-11-24T11:00:00Z"
     assert status(store, "tg:1", t(10)) == "pending"
-    row = service.queue(store, now=t(10)).rows[0]
+    row = listing.queue(store, now=t(10)).rows[0]
     assert (row["status"], row["due_at"]) == ("pending", t(11))
     assert queries.deal_chats(store, 1)[0]["follow_up_note"] == "llamar"
 
@@ -50,8 +50,8 @@ def test_R11_due_at_the_exact_instant_not_a_second_before(store):
     actions.remind(store, "tg:1", now=t(10), due_at=t(11))
     assert status(store, "tg:1", t(10, 59, 59)) == "pending"
     assert status(store, "tg:1", t(11)) == "due"
-    assert service.queue(store, now=t(11), status="due").rows[0]["deal_key"] == "tg:1"
-    assert service.queue(store, now=t(10, 59, 59), status="due").rows == []
+    assert listing.queue(store, now=t(11), status="due").rows[0]["deal_key"] == "tg:1"
+    assert listing.queue(store, now=t(10, 59, 59), status="due").rows == []
 
 
 def test_R11_a_later_reminder_replaces_the_earlier_one(store):
@@ -79,7 +79,7 @@ def test_R11_a_client_message_over_a_due_follow_up_makes_the_deal_unread_then_th
     assert status(store, "tg:1", t(12)) == "due"
     ingest(store, [msg("tg:1", t(11, 30), id="again")])
     assert status(store, "tg:1", t(12)) == "unread"  # R4 first
-    assert service.queue(store, now=t(12), status="due").rows == []
+    assert listing.queue(store, now=t(12), status="due").rows == []
     actions.reply(store, "tg:1", "Dime", now=t(12), author="Luis")
     assert status(store, "tg:1", t(12)) == "due"  # still set: due again
 
@@ -122,15 +122,15 @@ def test_R11_queue_order_unread_due_earliest_green_pending_soonest_grey(store):
     records += [remind_record("due-late", t(9, 10), t(10, 30)), remind_record("due-early", t(9, 10), t(10)),
                 remind_record("pend-late", t(9, 10), t(15)), remind_record("pend-soon", t(9, 10), t(13))]
     ingest(store, records)
-    queue = service.queue(store, now=t(11))
+    queue = listing.queue(store, now=t(11))
     assert [(r["deal_key"], r["status"]) for r in queue.rows] == [
         ("u", "unread"), ("due-early", "due"), ("due-late", "due"), ("green", "green"),
         ("pend-soon", "pending"), ("pend-late", "pending"), ("grey", "grey"),
     ]
     assert queue.counts == {"unread": 1, "due": 2, "green": 1, "pending": 2, "grey": 1}
-    limited = service.queue(store, now=t(11), limit=3)
+    limited = listing.queue(store, now=t(11), limit=3)
     assert [r["deal_key"] for r in limited.rows] == ["u", "due-early", "due-late"]
-    assert [r["deal_key"] for r in service.queue(store, now=t(11), status="pending").rows] == ["pend-soon", "pend-late"]
+    assert [r["deal_key"] for r in listing.queue(store, now=t(11), status="pending").rows] == ["pend-soon", "pend-late"]
 
 
 def test_R11_the_order_of_reminder_facts_never_changes_the_result(tmp_path):
@@ -173,7 +173,7 @@ def test_R11_export_then_ingest_gives_the_same_follow_ups_and_timeline(store, tm
     copy = open_store(tmp_path / "copy.db")
     ingest(copy, json.loads(json.dumps(records)))
     for now in (t(11, 30), t(13)):
-        assert service.queue(copy, now=now).rows == service.queue(store, now=now).rows
+        assert listing.queue(copy, now=now).rows == listing.queue(store, now=now).rows
     assert service.timeline(copy, "tg:1", t(13)) == service.timeline(store, "tg:1", t(13))
     assert list(service.export(copy)) == records
 
@@ -204,7 +204,7 @@ def test_R11_the_queue_view_orders_as_list_does_at_sqlites_clock(store):
     ingest(store, [*answered("a"), *answered("b"), *answered("c"), msg("d", t(8), id="d")])
     ingest(store, [remind_record("a", t(9, 10), later), remind_record("b", t(9, 10), soon)])
     viewed = [(r["deal_key"], r["status"], r["due_at"]) for r in store.rows("SELECT * FROM queue")]
-    listed = [(r["deal_key"], r["status"], r["due_at"]) for r in service.queue(store, now=now).rows]
+    listed = [(r["deal_key"], r["status"], r["due_at"]) for r in listing.queue(store, now=now).rows]
     assert viewed == listed == [("d", "unread", None), ("b", "due", soon), ("c", "green", None), ("a", "pending", later)]
 
 
@@ -231,7 +231,7 @@ def test_R11_the_pure_status_rule_agrees_with_the_stored_columns():
 def test_R11_due_is_red_on_a_terminal_and_plain_without_colour(store):
     ingest(store, answered("tg:1"))
     actions.remind(store, "tg:1", now=t(10), due_at=t(11))
-    queue = service.queue(store, now=t(12))
+    queue = listing.queue(store, now=t(12))
     coloured = render.queue_output(queue, "simple", times.UTC, True)
     assert "\x1b[31mDUE\x1b[0m" in coloured and "\x1b[31m1 due\x1b[0m" in coloured
     assert "\x1b[" not in render.queue_output(queue, "simple", times.UTC, False)
@@ -333,7 +333,7 @@ def test_R11_an_employees_queue_knows_due_and_pending(store):
                    {"type": "assign", "chat": "c", "at": t(9, 6), "agent": "Elena"},
                    remind_record("a", t(9, 10), t(15)), remind_record("b", t(9, 10), t(10)),
                    remind_record("c", t(9, 10), t(10))])
-    queue = service.queue(store, now=t(11), agent="Luis", sla_seconds=900)
+    queue = listing.queue(store, now=t(11), agent="Luis", sla_seconds=900)
     assert [(r["deal_key"], r["status"]) for r in queue.rows] == [("b", "due"), ("a", "pending")]
     assert queue.counts == {"unread": 0, "due": 1, "green": 0, "pending": 1, "grey": 0} and queue.overdue == 0
 

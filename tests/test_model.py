@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from chatcrm import actions, service
+from chatcrm import actions, listing, service
 from chatcrm.errors import NotFound, Refused
 from chatcrm.store import open_store
 from tests.helpers import ingest
@@ -333,7 +333,7 @@ class ChatcrmMachine(RuleBasedStateMachine):
             self.same_at(now, with_sessions=now == at(59))
 
     def same_at(self, now, with_sessions):
-        queue = service.queue(self.store, now=now)
+        queue = listing.queue(self.store, now=now)
         rows = queue.rows
         assert [r["deal_key"] for r in rows] == self.model.queue(now), now
         modelled_counts = {status: 0 for status in queue.counts}

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatcrm import render, service, times
+from chatcrm import listing, render, service, times
 from chatcrm.store import open_store
 from tests.helpers import events
 from chatcrm.store import queries
@@ -60,7 +60,7 @@ def snapshot(records_in_batches) -> dict:
         try:
             for number, batch in enumerate(records_in_batches):
                 service.ingest(store, [(f"part{number}", "jsonl", events(batch, f"part{number}"))])
-            queue = service.queue(store, now=NOW)
+            queue = listing.queue(store, now=NOW)
             rows = [{k: v for k, v in row.items() if k != "deal_id"} for row in queue.rows]
             timelines = {}
             for row in queue.rows:
@@ -103,11 +103,11 @@ def test_the_same_export_twice_adds_nothing(store):
         return [importers.read_source(str(fixture), None, importers.ImportOptions())]
 
     first = service.ingest(store, read())
-    state = service.queue(store, now=NOW).rows
+    state = listing.queue(store, now=NOW).rows
     second = service.ingest(store, read())
     assert first.messages_added == 23 and first.events_added == 5
     assert (second.messages_added, second.events_added, second.present) == (0, 0, 28)
-    assert service.queue(store, now=NOW).rows == state
+    assert listing.queue(store, now=NOW).rows == state
 
 
 @pytest.mark.parametrize("stored_before", [False, True], ids=["into an empty database", "beside stored chats"])
@@ -128,12 +128,12 @@ def test_the_same_file_twice_in_one_command_adds_nothing_the_second_time(store, 
     once = open_store(store.path.with_name("once.db"))
     try:
         service.ingest(once, read(1))
-        expected = service.queue(once, now=NOW).rows
+        expected = listing.queue(once, now=NOW).rows
     finally:
         once.close()
     report = service.ingest(store, read(2))
     assert (report.messages_added, report.events_added, report.present) == (23, 5, 28)
-    rows = [row for row in service.queue(store, now=NOW).rows if row["deal_key"] != "tg:other"]
+    rows = [row for row in listing.queue(store, now=NOW).rows if row["deal_key"] != "tg:other"]
     assert [{k: v for k, v in r.items() if k != "deal_id"} for r in rows] == [
         {k: v for k, v in r.items() if k != "deal_id"} for r in expected
     ]

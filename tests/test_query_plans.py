@@ -6,7 +6,7 @@ from an index range, never the whole deals table."""
 
 import re
 
-from chatcrm import actions, service
+from chatcrm import actions, listing, service
 from tests.helpers import close_, ingest, msg
 
 
@@ -47,11 +47,11 @@ def test_everyday_commands_use_indexes_only(store):
     ingest(store, records)
     now = "2026-11-24T12:00:00Z"
     commands = {
-        "list": lambda: service.queue(store, now=now, limit=50),
-        "list --agent --sla": lambda: service.queue(store, now=now, limit=50, agent="Luis", sla_seconds=900),
-        **{f"list --status {status}": lambda status=status: service.queue(store, now=now, status=status)
+        "list": lambda: listing.queue(store, now=now, limit=50),
+        "list --agent --sla": lambda: listing.queue(store, now=now, limit=50, agent="Luis", sla_seconds=900),
+        **{f"list --status {status}": lambda status=status: listing.queue(store, now=now, status=status)
            for status in ("unread", "due", "green", "pending", "grey")},
-        "list --status due --agent": lambda: service.queue(store, now=now, status="due", agent="Luis"),
+        "list --status due --agent": lambda: listing.queue(store, now=now, status="due", agent="Luis"),
         "remind": lambda: actions.remind(store, "wa:9", now=now, due_at="2026-11-25T09:00:00Z"),
         "remind --clear": lambda: actions.remind(store, "wa:9", now="2026-11-24T12:01:00Z", due_at=None),
         "assign": lambda: actions.assign(store, "wa:8", "Marta", now=now),

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chatcrm import cli, render, service
+from chatcrm import cli, listing, render, service
 from chatcrm.rules import employees, naming, order, sla, statuses
 from chatcrm.store import connection, queries, schema
 from chatcrm.times import epoch
@@ -57,7 +57,7 @@ def test_R9_ties_go_to_the_lower_deal_id_not_the_lower_key(store, make_tie):
         records = [msg("b", t(0)), complete_("b", t(30)), msg("a", t(5)), complete_("a", t(30))]
     ingest(store, records)
     assert deal(store, "b")["deal_id"] < deal(store, "a")["deal_id"]
-    rows = service.queue(store, now=NOW).rows
+    rows = listing.queue(store, now=NOW).rows
     assert {r["status"] for r in rows} == {make_tie}
     assert [r["deal_key"] for r in rows] == ["b", "a"]
 
@@ -84,7 +84,7 @@ def test_an_export_lists_one_instants_facts_in_the_rule_order(store):
 def test_sla_the_summary_count_and_the_rows_agree_at_the_exact_instant(store):
     """Waiting exactly the SLA is within it (no `!`, not counted); one second more is over."""
     ingest(store, [msg("tg:1", "2026-11-24T11:45:00Z"), msg("tg:2", "2026-11-24T11:44:59Z")])
-    queue = service.queue(store, now=NOW, sla_seconds=15 * 60)
+    queue = listing.queue(store, now=NOW, sla_seconds=15 * 60)
     overdue = {r["deal_key"]: r["overdue"] for r in queue.rows}
     assert overdue == {"tg:2": True, "tg:1": False}
     assert queue.overdue == 1 == sum(overdue.values())
@@ -142,7 +142,7 @@ def test_naming_rule_and_its_sql_agree():
 
 def test_the_channel_comes_from_the_chat_keys_prefix_when_no_event_names_one(store):
     ingest(store, [msg("tg:1", t(1)), msg("wa:2", t(1)), msg("web:3", t(1)), msg("plain", t(1))])
-    channels = {r["deal_key"]: r["channel"] for r in service.queue(store, now=NOW).rows}
+    channels = {r["deal_key"]: r["channel"] for r in listing.queue(store, now=NOW).rows}
     assert channels == {"tg:1": "telegram", "wa:2": "whatsapp", "web:3": "webchat", "plain": "chat"}
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatcrm import actions, service
+from chatcrm import actions, listing, service
 from chatcrm.errors import NotFound, Refused
 from tests.helpers import chats, close_, complete_, deal, ingest, msg
 from chatcrm.store import queries
@@ -277,7 +277,7 @@ def test_R9_unread_longest_waiting_first_then_green_oldest_activity_first_then_g
             msg("x2", t(0)), msg("x2", t(1), "agent"), complete_("x2", t(40)),
         ],
     )
-    q = service.queue(store, now=NOW)
+    q = listing.queue(store, now=NOW)
     assert [r["deal_key"] for r in q.rows] == ["u2", "u1", "g2", "g1", "x2", "x1"]
     assert q.counts == {"unread": 2, "due": 0, "green": 2, "pending": 0, "grey": 2}
     assert [r["waiting_seconds"] for r in q.rows[:2]] == [2 * 3600 + 50 * 60, 2 * 3600 + 40 * 60]
@@ -285,13 +285,13 @@ def test_R9_unread_longest_waiting_first_then_green_oldest_activity_first_then_g
 
 def test_R9_ties_go_to_the_lower_deal_id(store):
     ingest(store, [msg("b", t(5)), msg("a", t(5)), msg("c", t(5))])
-    rows = service.queue(store, now=NOW).rows
+    rows = listing.queue(store, now=NOW).rows
     assert [r["deal_id"] for r in rows] == sorted(r["deal_id"] for r in rows)
 
 
 def test_R9_status_and_limit_filter_but_the_summary_counts_every_group(store):
     ingest(store, [msg("u1", t(1)), msg("u2", t(2)), msg("g", t(3)), msg("g", t(4), "agent")])
-    q = service.queue(store, now=NOW, status="unread", limit=1)
+    q = listing.queue(store, now=NOW, status="unread", limit=1)
     assert [r["deal_key"] for r in q.rows] == ["u1"]
     assert q.counts == {"unread": 2, "due": 0, "green": 1, "pending": 0, "grey": 0}
 
