@@ -591,3 +591,12 @@ def m011_chat_channels(db) -> None:
     chat key for each of them. `open_store` derives it after applying this migration, as
     after any."""
     db.execute("ALTER TABLE chats ADD COLUMN channel TEXT NOT NULL DEFAULT ''")
+
+
+@migrations()
+def m012_first_responders(db) -> None:
+    """Whom each session's first response counts for beside it (`chats.first_response_by`,
+    derived like the rest of `chats` and compared by `check`): `stats` reads it instead of
+    looking through each session's waits. `open_store` derives it after applying this
+    migration, as after any."""
+    db.execute("ALTER TABLE chats ADD COLUMN first_response_by TEXT")
