@@ -35,6 +35,7 @@ SCHEMA = (
     "m010_live_facts_in_the_change_log",
     "m011_chat_channels",
     "m012_first_responders",
+    "m013_queue_counts",
 )
 
 

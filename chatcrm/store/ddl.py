@@ -57,3 +57,29 @@ DEALS_SEARCH_TRIGGERS = (
     END
     """,
 )
+
+# How many deals each status rank has, per responsible employee ('' for none), kept by
+# these triggers through every write to `deals` (m013): the queue's summary reads a few
+# rows, however many deals there are. A row may hold 0.
+QUEUE_COUNTS_TABLE = """
+CREATE TABLE queue_counts (
+    responsible TEXT NOT NULL,
+    status_rank INTEGER NOT NULL,
+    deals INTEGER NOT NULL,
+    PRIMARY KEY (responsible, status_rank)
+) WITHOUT ROWID
+"""
+_COUNT = """
+        INSERT OR IGNORE INTO queue_counts (responsible, status_rank, deals)
+        VALUES (coalesce(new.responsible, ''), new.status_rank, 0);
+        UPDATE queue_counts SET deals = deals + 1
+        WHERE responsible = coalesce(new.responsible, '') AND status_rank = new.status_rank;"""
+_UNCOUNT = """
+        UPDATE queue_counts SET deals = deals - 1
+        WHERE responsible = coalesce(old.responsible, '') AND status_rank = old.status_rank;"""
+QUEUE_COUNTS_TRIGGERS = (
+    f"CREATE TRIGGER deals_counted_insert AFTER INSERT ON deals BEGIN{_COUNT}\n    END",
+    f"CREATE TRIGGER deals_counted_delete AFTER DELETE ON deals BEGIN{_UNCOUNT}\n    END",
+    "CREATE TRIGGER deals_counted_update AFTER UPDATE OF status_rank, responsible ON deals\n"
+    f"    WHEN old.status_rank IS NOT new.status_rank OR old.responsible IS NOT new.responsible BEGIN{_UNCOUNT}{_COUNT}\n    END",
+)

@@ -136,12 +136,14 @@ def queue(store: Store, now_epoch: int, status: str | None = None, limit: int | 
 
 def queue_counts(store: Store, now_epoch: int, agent: str | None = None) -> dict[str, int]:
     """How many deals have each status at `now_epoch` (of `agent`'s, when given): the
-    stored ranks, less the deals of each that are due by now."""
+    stored ranks' counts (`queue_counts`, a few rows), less the deals of each that are due
+    by now."""
     counts = dict.fromkeys(STATUSES, 0)
-    where, params = _queue_filter(agent=agent)
-    sql = "SELECT status_rank, count(*) FROM deals" + (f" WHERE {where}" if where else "")
-    for rank, count in store.conn.execute(sql + " GROUP BY status_rank", params):
+    mine = agent is not None
+    sql = "SELECT status_rank, sum(deals) FROM queue_counts" + (" WHERE responsible = ?" if mine else "")
+    for rank, count in store.conn.execute(sql + " GROUP BY status_rank", [agent] if mine else []):
         counts[STATUSES[rank]] = count
+    where, params = _queue_filter(agent=agent)
     # (`+status_rank`: grouped from the due deals' range of deals_due, not by a scan of
     # every deal in deals_queue's order)
     due_sql = "SELECT status_rank, count(*) FROM deals WHERE due_key <= ?" + (f" AND {where}" if where else "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from chatcrm.rules.statuses import GREY, RANK
+from chatcrm.rules.statuses import GREY, RANK, STATUSES
 from chatcrm.store import changes, projection, search
 from chatcrm.store.connection import Store
 from chatcrm.store.ddl import FACT_TABLES
@@ -47,6 +47,7 @@ def check(store: Store, most: int = CHECK_MOST) -> list[str]:
             f"foreign key: {table} row {rowid} points to a missing {parent}"
             for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
         ]
+        problems += _queue_count_problems(store)
     snapshot = sqlite3.connect("")  # deleted on close
     try:
         store.conn.backup(snapshot)  # in one step: one consistent snapshot
@@ -104,6 +105,22 @@ def _derived_differences(store: Store, most: int) -> list[str]:
         if most in (len(have), len(want)):
             problems.append(f"{kind}s: there may be more differences than the {most} listed")
     return problems
+
+
+_COUNTED = "SELECT coalesce(responsible, '') AS responsible, status_rank, count(*) AS deals FROM deals GROUP BY 1, 2"
+_STORED_COUNTS = "SELECT responsible, status_rank, deals FROM queue_counts WHERE deals <> 0"
+
+
+def _queue_count_problems(store: Store) -> list[str]:
+    """The queue's stored counts (`queue_counts`) that differ from a count of the deals."""
+    stored = {(r, rank): n for r, rank, n in store.conn.execute(_STORED_COUNTS)}
+    counted = {(r, rank): n for r, rank, n in store.conn.execute(_COUNTED)}
+    return [
+        f"queue count of {STATUSES[rank]} deals ({'responsible ' + repr(r) if r else 'nobody responsible'}): "
+        f"{stored.get((r, rank), 0)} stored, the deals give {counted.get((r, rank), 0)}"
+        for r, rank in sorted(set(stored) | set(counted))
+        if stored.get((r, rank), 0) != counted.get((r, rank), 0)
+    ]
 
 
 def counts(store: Store) -> dict[str, int]:
