@@ -170,7 +170,7 @@ STATS_FLOOR = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1])
 for sql in (
-    "SELECT chat_key, opened_at, opened_by, first_response_at, first_response_by, closed_at, responsible FROM chats",
+    "SELECT chat_key, opened_at, opened_by, first_response_at, first_reply_by, closed_at, responsible FROM chats",
     "SELECT chat_id, started_at, ended_at, answered_by FROM waits",
     "SELECT key, channel FROM chat_keys",
 ):

@@ -65,12 +65,6 @@ class Session:
     def unread(self) -> bool:
         return statuses.is_unread(self.closed_at, self.waiting_since)
 
-    @property
-    def first_responder(self) -> str | None:
-        """Whom the session's first response counts for: the author of the first reply
-        that ended a client's wait (None: no reply did, or the waits were not tracked)."""
-        return next((wait.by for wait in self.waits or () if wait.by), None)
-
 
 _CLOSE, _COMPLETE, _ASSIGN, _REMIND = (FACT_RANK[k] for k in ("close", "complete", "assign", "remind"))
 

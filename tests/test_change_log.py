@@ -478,7 +478,7 @@ def _snapshot(store) -> dict:
                  "d.open_chats, d.active_activities, d.last_message_at, d.last_event_at, d.responsible "
                  "FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
         "chats": "SELECT c.chat_key, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, c.first_response_at, "
-                 "c.first_response_by, c.last_message_at, c.messages, c.responsible, a.created_at, a.completed_at "
+                 "c.first_reply_by, c.last_message_at, c.messages, c.responsible, a.created_at, a.completed_at "
                  "FROM chats c JOIN activities a ON a.chat_id = c.id",
     }
     return {name: sorted(store.conn.execute(sql).fetchall(), key=repr) for name, sql in queries.items()}

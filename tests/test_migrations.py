@@ -172,7 +172,7 @@ def test_upgrading_a_large_database_says_so_on_stderr_only(old_db, monkeypatch):
         f"upgrading {old_db} (0 MiB) to the current schema (m002_assignments, m003_messages_key_index, "
         "m004_identity_without_direction, m005_search_and_idle_index, m006_stored_waits, "
         "m007_follow_ups, m008_live_channels, m009_change_log, m010_live_facts_in_the_change_log, "
-        "m011_chat_channels, m012_first_responders, m013_queue_counts); "
+        "m011_chat_channels, m012_first_repliers, m013_queue_counts); "
         "this happens once and may take a minute\n"
     )
     assert run("list").err == ""  # once

@@ -187,10 +187,10 @@ def test_a_period_holds_what_started_at_its_start_and_not_what_started_at_its_en
     assert later["sessions"] == 1 and later["overall"]["wait"]["worst_seconds"] == 540
 
 
-def test_a_sessions_first_responder_is_stored_derived_and_checked(tmp_path):
-    """chats.first_response_by: the author of the first reply that ended a client's wait
-    (not a later replier's, nor the responsible's); `stats` counts the first response for
-    that employee, and `check` names a stored one the facts do not give."""
+def test_a_sessions_first_replier_is_stored_derived_and_checked(tmp_path):
+    """chats.first_reply_by: the author of the session's first reply (not a later
+    replier, nor the responsible); `stats` counts a first response for that employee, and
+    `check` names a stored one the facts do not give."""
     db = tmp_path / "f.db"
     store = open_store(db)
     ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z"), msg("wa:1", "2026-11-24T09:05:00Z", "agent", author="Elena"),
@@ -198,18 +198,20 @@ def test_a_sessions_first_responder_is_stored_derived_and_checked(tmp_path):
                    msg("wa:2", "2026-11-24T10:00:00Z", "agent", author="Luis"),  # opened by an employee
                    msg("wa:3", "2026-11-24T11:00:00Z"),  # nobody answered
                    {"type": "assign", "chat": "wa:1", "agent": "Marta", "at": "2026-11-24T09:30:00Z"}])
-    assert dict(store.conn.execute("SELECT chat_key, first_response_by FROM chats")) == {
-        "wa:1": "Elena", "wa:2": None, "wa:3": None}
+    assert dict(store.conn.execute("SELECT chat_key, first_reply_by FROM chats")) == {
+        "wa:1": "Elena", "wa:2": "Luis", "wa:3": None}
     now = "2026-11-24T12:00:00Z"
     report = stats.compute(store, now=now).as_dict()
     assert report == reference_stats(store, now=now)
     assert report["by_employee"]["Elena"]["first_response"]["worst_seconds"] == 300  # 09:00 → 09:05
     assert report["by_employee"]["Marta"]["first_response"]["count"] == 0  # responsible, not the first to reply
+    luis = report["by_employee"].get("Luis", {}).get("first_response", {"count": 0})
+    assert luis["count"] == 0  # he opened wa:2 himself: no client waited for a first response
     store.close()
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE chats SET first_response_by = 'Luis' WHERE chat_key = 'wa:1'")
+    conn.execute("UPDATE chats SET first_reply_by = 'Luis' WHERE chat_key = 'wa:1'")
     conn.commit()
     conn.close()
     bad = run("check", "--db", db)
     assert bad.code == 6
-    assert "chat ('wa:1', '2026-11-24T09:00:00Z'): first_response_by is 'Luis', the facts give 'Elena'" in bad.out
+    assert "chat ('wa:1', '2026-11-24T09:00:00Z'): first_reply_by is 'Luis', the facts give 'Elena'" in bad.out

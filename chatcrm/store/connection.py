@@ -34,7 +34,7 @@ SCHEMA = (
     "m009_change_log",
     "m010_live_facts_in_the_change_log",
     "m011_chat_channels",
-    "m012_first_responders",
+    "m012_first_repliers",
     "m013_queue_counts",
 )
 

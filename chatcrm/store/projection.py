@@ -29,7 +29,7 @@ class StoredChat(NamedTuple):
     closed_at: str | None
     waiting_since: str | None
     first_response_at: str | None
-    first_response_by: str | None
+    first_reply_by: str | None
     last_message_id: int | None
     last_message_at: str | None
     messages: int
@@ -44,7 +44,7 @@ class StoredChat(NamedTuple):
     def values(self) -> tuple:
         """The derived columns, in the order of `_chat_values`."""
         return (self.opened_at, self.opened_by, self.closed_at, self.waiting_since, self.first_response_at,
-                self.first_response_by, self.last_message_id, self.last_message_at, self.messages, self.responsible)
+                self.first_reply_by, self.last_message_id, self.last_message_at, self.messages, self.responsible)
 
 
 class KeyProfile(NamedTuple):
@@ -101,7 +101,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
     stored = groupby(
         map(StoredChat._make, conn.execute(
             "SELECT c.chat_key, c.id, c.opened_at, c.opened_by, c.closed_at, c.waiting_since, "
-            "c.first_response_at, c.first_response_by, c.last_message_id, c.last_message_at, c.messages, "
+            "c.first_response_at, c.first_reply_by, c.last_message_id, c.last_message_at, c.messages, "
             "c.responsible, a.id, a.created_at, a.completed_at, a.follow_up_at, a.follow_up_note "
             "FROM temp.touched_keys t CROSS JOIN chats c ON c.chat_key = t.v "
             "JOIN activities a ON a.chat_id = c.id ORDER BY t.v, c.opened_at"
@@ -152,7 +152,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
         conn.executemany("DELETE FROM chats WHERE id = ?", deletes)
     conn.executemany(
         "UPDATE chats SET opened_at = ?, opened_by = ?, closed_at = ?, waiting_since = ?, "
-        "first_response_at = ?, first_response_by = ?, last_message_id = ?, last_message_at = ?, messages = ?, "
+        "first_response_at = ?, first_reply_by = ?, last_message_id = ?, last_message_at = ?, messages = ?, "
         "responsible = ? "
         "WHERE id = ?",
         updates,
@@ -173,7 +173,7 @@ def refresh_chats(store: Store, chat_keys: Iterable[str], hints: dict | None = N
             wait_rows.extend((chat_id, *w) for w in session.waits)
         conn.executemany(
             "INSERT INTO chats (id, chat_key, deal_id, opened_at, opened_by, closed_at, waiting_since, "
-            "first_response_at, first_response_by, last_message_id, last_message_at, messages, responsible) "
+            "first_response_at, first_reply_by, last_message_id, last_message_at, messages, responsible) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             chat_rows,
         )
@@ -367,7 +367,7 @@ def _chat_values(session: derive.Session) -> tuple:
         session.closed_at,
         session.waiting_since if session.unread else None,
         session.first_response_at,
-        session.first_responder,
+        session.first_reply_by,
         session.last_message_id,
         session.last_message_at,
         session.messages,

@@ -238,7 +238,7 @@ _LIST = "'[' || group_concat({}) || ']'"
 def stats_sessions(store: Store, since: str | None, until: str | None):
     """The sessions opened in [since, until), grouped by (channel, replier, responsible):
     the first responses (seconds from the opening to the first reply) of those a client
-    opened, whose replier is the session's first responder (stored beside it); and the
+    opened, whose replier is the author of its first reply (stored beside it); and the
     times to close (seconds from the opening to the close) of those closed, whose employee
     is the responsible."""
     where, params = _period("c.opened_at", since, until)
@@ -246,7 +246,7 @@ def stats_sessions(store: Store, since: str | None, until: str | None):
     return store.conn.execute(
         f"""
         SELECT c.channel,
-               CASE WHEN {answered} THEN c.first_response_by END,
+               CASE WHEN {answered} THEN c.first_reply_by END,
                c.responsible,
                {_LIST.format(f"CASE WHEN {answered} THEN {_SECONDS.format('c.first_response_at')} - "
                              f"{_SECONDS.format('c.opened_at')} END")},

@@ -594,12 +594,12 @@ def m011_chat_channels(db) -> None:
 
 
 @migrations()
-def m012_first_responders(db) -> None:
-    """Whom each session's first response counts for beside it (`chats.first_response_by`,
-    derived like the rest of `chats` and compared by `check`): `stats` reads it instead of
-    looking through each session's waits. `open_store` derives it after applying this
-    migration, as after any."""
-    db.execute("ALTER TABLE chats ADD COLUMN first_response_by TEXT")
+def m012_first_repliers(db) -> None:
+    """The author of each session's first reply beside it (`chats.first_reply_by`, derived
+    like the rest of `chats` and compared by `check`): whom `stats` counts a first response
+    for, read without looking through each session's waits. `open_store` derives it after
+    applying this migration, as after any."""
+    db.execute("ALTER TABLE chats ADD COLUMN first_reply_by TEXT")
 
 
 @migrations()

@@ -25,7 +25,7 @@ _DERIVED_STATES = {
     "d.oldest_active_at, d.open_chats, d.active_activities, d.last_message_id, d.last_message_at, "
     "d.last_event_at, d.responsible, d.status_rank, d.follow_up_at, d.due_key FROM deals d LEFT JOIN contacts c ON c.id = d.contact_id",
     "chat": "SELECT c.chat_key, c.opened_at, d.key AS deal, c.opened_by, c.closed_at, c.waiting_since, "
-    "c.first_response_at, c.first_response_by, c.last_message_id, c.last_message_at, c.messages, c.responsible, c.channel, "
+    "c.first_response_at, c.first_reply_by, c.last_message_id, c.last_message_at, c.messages, c.responsible, c.channel, "
     "a.created_at AS activity_created_at, a.completed_at AS activity_completed_at, "
     "a.follow_up_at AS activity_follow_up_at, a.follow_up_note AS activity_follow_up_note "
     "FROM chats c JOIN deals d ON d.id = c.deal_id LEFT JOIN activities a ON a.chat_id = c.id",
