@@ -1042,7 +1042,8 @@ def check(db: Db = None) -> None:
     """Verify the database against its facts.
 
     Recomputes every chat, activity and deal from the messages, closes, completions and
-    assignments, and compares. Prints each problem (exit 6), or one `ok:` line.
+    assignments, and compares; counts the deals of each status against the queue's
+    summary. Prints each problem (exit 6), or one `ok:` line.
     """
     from chatcrm import render
     from chatcrm.errors import PROBLEMS_FOUND

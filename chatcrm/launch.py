@@ -3,8 +3,10 @@ group's help as written below, without loading typer (whose import alone is most
 command's start-up); every other command line goes to `chatcrm.cli.main`.
 
 `HELP` is exactly what typer renders for the group at any terminal 80 columns wide or
-wider (click wraps help to the terminal's width, at most 78 characters). A narrower
-terminal, and shell completion, which asks through the environment, are left to typer.
+wider, and into a pipe or a file (click wraps help to the terminal's width, at most 78
+characters). A narrower terminal, shell completion (which asks through the environment)
+and `python -OO` (which strips the docstrings typer takes the commands' summaries from)
+are left to typer.
 tests/test_startup.py compares `HELP` with typer's rendering; after a change to a command's
 summary or to the group, write it again from:
 
@@ -59,7 +61,9 @@ WIDE = 80  # from this many columns on, the help is the same whatever the width
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args in HELP_ARGS and COMPLETION not in os.environ and terminal_columns() >= WIDE:
+    if sys.stdout is None:  # started with its standard output closed (`>&-`)
+        closed_stdout()
+    if args in HELP_ARGS and COMPLETION not in os.environ and sys.flags.optimize < 2 and terminal_columns() >= WIDE:
         print_help()
     from chatcrm.cli import main as run
 
@@ -92,6 +96,13 @@ def print_help() -> None:
             sys.stderr.write(f"Error: {io_failure(error)}\n")
         sys.exit(1)
     sys.exit(0)
+
+
+def closed_stdout() -> None:
+    """No standard output to write results to: say so before doing anything, exit 1."""
+    if sys.stderr is not None:
+        sys.stderr.write("Error: cannot write the output: standard output is closed\n")
+    sys.exit(1)
 
 
 def io_failure(error: OSError) -> str:

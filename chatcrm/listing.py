@@ -101,7 +101,3 @@ def _known_employees(store: Store, name: str) -> str:
         return f" (did you mean {close[0]!r}?)"
     shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
     return f" (employees: {shown})"
-
-
-def employees(store: Store) -> list[str]:
-    return queries.employees(store)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_right
+from itertools import chain
 from dataclasses import dataclass, field
 
 import orjson
@@ -35,6 +36,7 @@ from chatcrm.store import Store
 from chatcrm.store import queries
 
 METRICS = ("first_response", "wait", "time_to_close")
+MOST_RUNS = 16  # a series of more sorted runs than this is merged before its ranks are picked
 NOBODY = "(nobody)"
 
 
@@ -53,12 +55,15 @@ class Series:
 
     def summary(self, metric: str) -> dict:
         runs = [run for run in (*self.runs, array("q", sorted(self.added))) if run]
+        if len(runs) > MOST_RUNS:  # picking from many runs costs more than merging them once
+            runs = [array("q", sorted(chain.from_iterable(runs)))]
         count = sum(map(len, runs))
         result: dict = {"count": count}
         if count:
             middle = (count - 1) // 2
             median = _nth(runs, middle)
             if count % 2 == 0:  # the mean of the two middle values, as statistics.median gives it
+                # (exactly: durations between years 1 and 9999 stay far below 2**53)
                 pair = median + _nth(runs, middle + 1)
                 median = pair // 2 if pair % 2 == 0 else pair / 2
             result["median_seconds"] = median

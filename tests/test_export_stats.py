@@ -193,7 +193,7 @@ def test_p90_is_the_nearest_rank():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.integers(-5, 10**9), min_size=1, max_size=30), max_size=6),
+@given(st.lists(st.lists(st.integers(-5, 10**9), min_size=1, max_size=30), max_size=3 * stats.MOST_RUNS),
        st.lists(st.integers(-5, 10**9), max_size=30))
 def test_a_series_of_sorted_runs_sums_up_as_all_its_values_sorted_together(groups, added):
     """A scope's series keeps its groups' sorted runs unmerged: its count, median (the mean

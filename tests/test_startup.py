@@ -145,13 +145,30 @@ def test_the_groups_help_is_typers_without_loading_typer(tmp_path, args):
         assert imported(modules, ("typer", "click", "chatcrm.cli", "sqlite3")) == []
 
 
-def test_a_terminal_narrower_than_80_columns_gets_the_help_typer_wraps_to_it(tmp_path):
+@pytest.mark.parametrize("columns", [60, 79])
+def test_a_terminal_narrower_than_80_columns_gets_the_help_typer_wraps_to_it(tmp_path, columns):
     from chatcrm import launch
 
-    narrow = typer_help(60)
+    narrow = typer_help(columns)
     assert narrow != launch.HELP
-    code, out, err, modules = launched(tmp_path, "--help", COLUMNS="60")
+    code, out, err, modules = launched(tmp_path, "--help", COLUMNS=str(columns))
     assert (code, out, err) == (0, narrow, "") and "typer" in modules
+
+
+def test_python_without_docstrings_gets_typers_help(tmp_path):
+    """`python -OO` strips the docstrings typer lists the commands' summaries from."""
+    code, out, err, modules = launched(tmp_path, "--help", PYTHONOPTIMIZE="2")
+    assert code == 0 and "typer" in modules and out.startswith("Usage: chatcrm [OPTIONS] COMMAND")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "--format", "json"]])
+def test_a_closed_standard_output_is_one_clear_error_before_anything_runs(tmp_path, args):
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CHATCRM_")}
+    environ.update(CHATCRM_DB=str(tmp_path / "never.db"), HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "chatcrm", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=environ, text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write the output: standard output is closed\n")
+    assert not (tmp_path / "never.db").exists()
 
 
 def test_shell_completion_is_left_to_typer(tmp_path):
