@@ -119,3 +119,18 @@ def read_export(path, **options) -> list[Event]:
         out.extend(events)
     assert all(isinstance(e, Event) for e in out), out
     return out
+
+
+def checked_after(db: Path, *statements: str) -> Result:
+    """`chatcrm check` of `db` after `statements` changed it behind chatcrm's back (each
+    run and committed by a plain sqlite3 connection)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+    return run("check", "--db", db)

@@ -4,7 +4,6 @@ stored waits `stats` reads are exactly what the facts give (R-stats figures unch
 
 import re
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from chatcrm import actions, bench, service, stats, times
 from chatcrm.store import open_store, verify
 from chatcrm.store.facts import sessions_by_chat_key
-from tests.helpers import close_, ingest, msg, run
+from tests.helpers import checked_after, close_, ingest, msg, run
 from tests.test_query_plans import full_scans, statements_of
 
 OLD_M002 = Path(__file__).parent / "fixtures" / "schema-m002.db"
@@ -148,11 +147,7 @@ def test_check_names_a_stored_wait_the_facts_do_not_give(tmp_path):
     store = open_store(db)
     ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z"), msg("wa:1", "2026-11-24T09:10:00Z", "agent", author="Luis")])
     store.close()
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE waits SET ended_at = '2026-11-24T09:50:00Z'")
-    conn.commit()
-    conn.close()
-    bad = run("check", "--db", db)
+    bad = checked_after(db, "UPDATE waits SET ended_at = '2026-11-24T09:50:00Z'")
     assert bad.code == 6  # problems found
     assert ("wait ('wa:1', '2026-11-24T09:00:00Z', '2026-11-24T09:00:00Z'): ended_at is '2026-11-24T09:50:00Z', "
             "the facts give '2026-11-24T09:10:00Z'") in bad.out
@@ -208,10 +203,6 @@ def test_a_sessions_first_replier_is_stored_derived_and_checked(tmp_path):
     luis = report["by_employee"].get("Luis", {}).get("first_response", {"count": 0})
     assert luis["count"] == 0  # he opened wa:2 himself: no client waited for a first response
     store.close()
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE chats SET first_reply_by = 'Luis' WHERE chat_key = 'wa:1'")
-    conn.commit()
-    conn.close()
-    bad = run("check", "--db", db)
+    bad = checked_after(db, "UPDATE chats SET first_reply_by = 'Luis' WHERE chat_key = 'wa:1'")
     assert bad.code == 6
     assert "chat ('wa:1', '2026-11-24T09:00:00Z'): first_reply_by is 'Luis', the facts give 'Elena'" in bad.out

@@ -16,17 +16,18 @@ from tests.helpers import FIXTURES, run
 
 NOW = "2026-11-24T18:00:00Z"
 
-# Run in a fresh interpreter: the command, then the names of every module it loaded.
+# Run in a fresh interpreter: the command, then the names of every module it loaded
+# (through chatcrm.cli, or through chatcrm.launch as the console script runs it).
 PROBE = """
 import json, sys
-from chatcrm.cli import main
+from chatcrm.{entry} import main
 code = 0
 try:
     main(sys.argv[2:])
 except SystemExit as exit:
     code = exit.code
 with open(sys.argv[1], "w") as out:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+    json.dump({{"code": code, "modules": sorted(sys.modules)}}, out)
 """
 
 NEVER = ("sqlite_utils", "chatcrm.importers", "dateutil", "ijson", "orjson", "rich")
@@ -47,7 +48,7 @@ def loaded(tmp_path, *args) -> set[str]:
     env.update(CHATCRM_NOW=NOW, CHATCRM_TZ="UTC", CHATCRM_AGENT="Luis", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path))
     report = tmp_path / "modules.json"
-    run_ = subprocess.run([sys.executable, "-c", PROBE, str(report), *map(str, args)], env=env, check=True,
+    run_ = subprocess.run([sys.executable, "-c", PROBE.format(entry="cli"), str(report), *map(str, args)], env=env, check=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
     result = json.loads(report.read_text())
     assert result["code"] == 0, run_.stderr  # what a command loads when it does its work
@@ -94,18 +95,6 @@ def test_help_loads_no_command(tmp_path):
 
 # ------------------------------------------------------------------ the group's help, without typer
 
-LAUNCH = """
-import json, sys
-from chatcrm.launch import main
-code = 0
-try:
-    main(sys.argv[2:])
-except SystemExit as exit:
-    code = exit.code
-with open(sys.argv[1], "w") as out:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
-"""
-
 
 def launched(tmp_path, *args, **env):
     """`chatcrm ARGS` as the console script runs it (chatcrm.launch), in a fresh interpreter
@@ -113,7 +102,8 @@ def launched(tmp_path, *args, **env):
     environ = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "_CHATCRM_COMPLETE")}
     environ.update(env)
     report = tmp_path / "launched.json"
-    done = subprocess.run([sys.executable, "-c", LAUNCH, str(report), *args], env=environ, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", PROBE.format(entry="launch"), str(report), *args], env=environ,
+                          capture_output=True,
                           text=True, timeout=60)
     result = json.loads(report.read_text()) if report.exists() else {"code": done.returncode, "modules": []}
     return result["code"], done.stdout, done.stderr, set(result["modules"])

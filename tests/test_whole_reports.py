@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from chatcrm import bench, render, service
 from chatcrm.store import facts, open_store
-from tests.helpers import run
+from tests.helpers import checked_after, run
 from tests.test_query_plans import statements_of
 
 values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text())
@@ -150,7 +150,6 @@ def test_sessions_opening_at_one_instant_across_blocks_each_get_their_chat_and_a
 # ------------------------------------------------------------------ chats.channel (m010)
 
 import shutil  # noqa: E402
-import sqlite3  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from chatcrm.store import verify  # noqa: E402
@@ -195,11 +194,7 @@ def test_check_names_a_session_whose_stored_channel_is_not_its_chat_keys(tmp_pat
     store = open_store(db)
     ingest(store, [msg("wa:1", "2026-11-24T09:00:00Z", channel="whatsapp")])
     store.close()
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE chats SET channel = 'telegram'")
-    conn.commit()
-    conn.close()
-    bad = run("check", "--db", db)
+    bad = checked_after(db, "UPDATE chats SET channel = 'telegram'")
     assert bad.code == 6
     assert "channel is 'telegram', the facts give 'whatsapp'" in bad.out
 
