@@ -1,5 +1,5 @@
-"""What `chatcrm list` shows: the queue, the deals in queue order with each group's count, and the
-employees a queue may be narrowed to (docs/rules.md, R9).
+"""What `chatcrm list` shows: the queue, the deals in queue order with each group's
+count, and the employees a queue may be narrowed to (docs/rules.md, R9).
 
 Read-only and kept apart from `chatcrm.service`, so that `list` loads only what it uses.
 """

@@ -139,11 +139,10 @@ def queue_counts(store: Store, now_epoch: int, agent: str | None = None) -> dict
     stored ranks' counts (`queue_counts`, a few rows), less the deals of each that are due
     by now."""
     counts = dict.fromkeys(STATUSES, 0)
-    mine = agent is not None
-    sql = "SELECT status_rank, sum(deals) FROM queue_counts" + (" WHERE responsible = ?" if mine else "")
-    for rank, count in store.conn.execute(sql + " GROUP BY status_rank", [agent] if mine else []):
+    where, params = _queue_filter(agent=agent)  # queue_counts has the deals' `responsible` too
+    sql = "SELECT status_rank, sum(deals) FROM queue_counts" + (f" WHERE {where}" if where else "")
+    for rank, count in store.conn.execute(sql + " GROUP BY status_rank", params):
         counts[STATUSES[rank]] = count
-    where, params = _queue_filter(agent=agent)
     # (`+status_rank`: grouped from the due deals' range of deals_due, not by a scan of
     # every deal in deals_queue's order)
     due_sql = "SELECT status_rank, count(*) FROM deals WHERE due_key <= ?" + (f" AND {where}" if where else "")
