@@ -47,3 +47,16 @@ def text_lines(stream: BinaryIO, source: str, what: str, limit: int = MAX_LINE) 
         if b"\0" in raw:
             raise InvalidInput(f"{source}:{number}: binary data (a NUL byte); not {what}")
         yield number, raw
+
+
+def unreadable_json(raw: bytes, reason: str) -> str | None:
+    """What every JSON reader says first of text the parser refused for `reason`: that it
+    is not UTF-8 (naming the byte), or that a string escapes half a UTF-16 surrogate pair;
+    None when it is neither, for the reader to word the rest."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 text (byte {bad.start + 1})"
+    if "surrogate" in reason:
+        return "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"
+    return None

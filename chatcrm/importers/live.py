@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterator
 import orjson
 
 from chatcrm.errors import InvalidInput, UsageError
-from chatcrm.importers.limits import MAX_DEPTH, MAX_VALUE, MAX_VALUES, mib, text_lines
+from chatcrm.importers.limits import MAX_DEPTH, MAX_VALUE, MAX_VALUES, mib, text_lines, unreadable_json
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -104,17 +104,13 @@ def _document(start: int, first: bytes, lines, source: str, what: str):
 
 def _problem(raw: bytes, error) -> str:
     """What is wrong with text that is not JSON, in words."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return f"not UTF-8 text (byte {bad.start + 1})"
     reason = error.msg
+    if said := unreadable_json(raw, reason):
+        return said
     if "depth" in reason:
         return f"nested deeper than {MAX_DEPTH} levels"
     if "infinity" in reason:
         return "a number too large to be an id or a time"
-    if "surrogate" in reason:
-        return "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"
     return reason
 
 

@@ -10,7 +10,7 @@ import orjson
 from chatcrm import times
 from chatcrm.errors import InvalidInput
 from chatcrm.events import DIRECTIONS, KINDS, Event, Invalid, LiveChat
-from chatcrm.importers.limits import MAX_LINE, MAX_VALUE, excerpt, mib, text_lines
+from chatcrm.importers.limits import MAX_LINE, MAX_VALUE, excerpt, mib, text_lines, unreadable_json
 from chatcrm.rules.delivery import SENT_STATE
 from chatcrm.rules.cells import restored
 
@@ -46,15 +46,9 @@ def read_jsonl(stream: BinaryIO, source: str, options) -> Iterator[Event | Inval
 
 def _json_problem(raw: bytes, error) -> str:
     """What is wrong with a line that is not JSON, in words."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return f"not UTF-8 text (byte {bad.start + 1})"
     reason = getattr(error, "msg", None) or str(error)
-    if "surrogate" in reason:
-        return "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"
     column = getattr(error, "colno", None)
-    return f"bad JSON: {reason}" + (f" at column {column}" if column else "")
+    return unreadable_json(raw, reason) or f"bad JSON: {reason}" + (f" at column {column}" if column else "")
 
 
 def read_csv(stream: BinaryIO, source: str, options) -> Iterator[Event | Invalid]:
