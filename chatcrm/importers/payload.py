@@ -54,6 +54,13 @@ class Fields:
         root, _, inner = self.path.partition(".")
         return Malformed(f"{root} without {inner + '.' if inner else ''}{key}")
 
+    def _given(self, key: str, required: bool):
+        """The field's value; None when absent or null, refused then when `required`."""
+        value = self.value.get(key)
+        if value is None and required:
+            raise self._missing(key)
+        return value
+
     def _wrong(self, key: str, what: str) -> Malformed:
         return Malformed(f"{self._name(key)} must be {what}, not {shown(self.value[key])}")
 
@@ -65,10 +72,8 @@ class Fields:
         return list(self.value)
 
     def object(self, key: str, *, required: bool = False) -> "Fields | None":
-        value = self.value.get(key)
+        value = self._given(key, required)
         if value is None:
-            if required:
-                raise self._missing(key)
             return None
         if type(value) is not dict:
             raise self._wrong(key, "an object")
@@ -89,10 +94,8 @@ class Fields:
 
     def text(self, key: str, *, required: bool = False) -> str | None:
         """A string; None when absent or null (refused when required)."""
-        value = self.value.get(key)
+        value = self._given(key, required)
         if value is None:
-            if required:
-                raise self._missing(key)
             return None
         if type(value) is not str:
             raise self._wrong(key, "a string")
@@ -100,10 +103,8 @@ class Fields:
 
     def whole(self, key: str, *, required: bool = False) -> int | None:
         """A whole number within 64 bits; None when absent or null (refused when required)."""
-        value = self.value.get(key)
+        value = self._given(key, required)
         if value is None:
-            if required:
-                raise self._missing(key)
             return None
         if not whole(value):
             raise self._wrong(key, "a whole number")
@@ -111,10 +112,8 @@ class Fields:
 
     def digits(self, key: str, *, required: bool = False, most: int = 20) -> str | None:
         """A string of 1 to `most` ASCII digits (a phone number, a Unix time as text)."""
-        value = self.value.get(key)
+        value = self._given(key, required)
         if value is None:
-            if required:
-                raise self._missing(key)
             return None
         if type(value) is not str or not (0 < len(value) <= most and value.isascii() and value.isdigit()):
             raise self._wrong(key, f"a string of digits (at most {most})")
